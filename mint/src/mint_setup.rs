@@ -1,0 +1,176 @@
+//! Assembles a running cdk `Mint` from the configuration: storage, seed, Lightning backend,
+//! limits, fees and what `/v1/info` says.
+
+use std::sync::Arc;
+
+use cdk::mint::{MintBuilder, MintMeltLimits, UnitConfig};
+use cdk::nuts::nut17::SupportedMethods;
+use cdk::nuts::nut19::{CachedEndpoint, Method, Path as CachePath};
+use cdk::nuts::{ContactInfo, CurrencyUnit, MintInfo, MintVersion, PaymentMethod};
+use cdk::types::QuoteTTL;
+use cdk::Mint;
+
+use crate::config::Config;
+use crate::lightning::{self, Backend, LightningError, FAKE_BACKEND_WARNING};
+use crate::seed::{self, SeedError, SeedSource};
+use crate::storage::{self, StorageError};
+
+/// How long cdk-axum's response cache keeps swap, mint and melt answers (its default), which
+/// NUT-19 advertises so wallets know how long a retried request gets the same answer.
+const CACHE_TTL_SECS: u64 = 60;
+
+/// Keyset denominations: powers of two from 1 sat to 2^31 sat.
+pub fn keyset_amounts() -> Vec<u64> {
+    (0..32).map(|i| 1u64 << i).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    #[error(transparent)]
+    Lightning(#[from] LightningError),
+    #[error("cannot build the mint: {0}")]
+    Mint(#[from] cdk::Error),
+}
+
+/// A built mint and what the daemon needs to know about it.
+pub struct Assembled {
+    pub mint: Arc<Mint>,
+    pub backend: Backend,
+    pub storage: String,
+}
+
+/// Builds the mint from `config` (already validated) without starting its background tasks.
+pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StorageError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let storage = storage::open(config).await?;
+    let (seed, source) = seed::load_or_generate(config.seed.as_ref(), &config.data_dir)?;
+    match &source {
+        SeedSource::Generated(path) => tracing::warn!(path = %path.display(),
+            "generated a new mint seed: back this file up, the mint's keys derive from it"),
+        SeedSource::File(path) => tracing::info!(path = %path.display(), "loaded mint seed"),
+        SeedSource::Reference(r) => tracing::info!(reference = %r, "loaded mint seed"),
+    }
+    seed::check_fingerprint(&storage.kv, &seed).await?;
+
+    let backend = config.lightning.backend;
+    let processor = lightning::build(&config.lightning, &config.data_dir, storage.kv.clone()).await?;
+
+    let mut builder = MintBuilder::new(storage.db.clone())
+        .with_urls(vec![config.public_url()])
+        .with_limits(config.limits.max_inputs, config.limits.max_outputs)
+        .with_version(MintVersion::new(
+            "allowance-mint".into(),
+            env!("CARGO_PKG_VERSION").into(),
+        ))
+        .with_supported_websockets(SupportedMethods::default_bolt11(CurrencyUnit::Sat))
+        .with_cache(
+            Some(CACHE_TTL_SECS),
+            vec![
+                CachedEndpoint::new(Method::Post, CachePath::Swap),
+                CachedEndpoint::new(Method::Post, CachePath::custom_mint("bolt11")),
+                CachedEndpoint::new(Method::Post, CachePath::custom_melt("bolt11")),
+            ],
+        );
+    builder.configure_unit(
+        CurrencyUnit::Sat,
+        UnitConfig {
+            amounts: keyset_amounts(),
+            input_fee_ppk: config.limits.input_fee_ppk,
+        },
+    )?;
+    let limits = MintMeltLimits {
+        mint_min: config.limits.mint_min.into(),
+        mint_max: config.limits.mint_max.into(),
+        melt_min: config.limits.melt_min.into(),
+        melt_max: config.limits.melt_max.into(),
+    };
+    builder
+        .add_payment_processor(CurrencyUnit::Sat, PaymentMethod::BOLT11, limits, processor)
+        .await?;
+
+    let mut info = configured_info(config, builder.current_mint_info());
+    let mint = builder.build_with_seed(storage.keys.clone(), seed.as_bytes()).await?;
+
+    // cdk keeps the MintInfo of the first run in its database and ignores the builder's later;
+    // write ours back so a changed name, limit or notice takes effect on restart.
+    if info.pubkey.is_none() {
+        info.pubkey = mint.mint_info().await?.pubkey;
+    }
+    mint.set_mint_info(info).await?;
+    mint.set_quote_ttl(QuoteTTL::new(
+        config.limits.mint_quote_ttl_secs,
+        config.limits.melt_quote_ttl_secs,
+    ))
+    .await?;
+
+    Ok(Assembled {
+        mint: Arc::new(mint),
+        backend,
+        storage: storage.description,
+    })
+}
+
+/// The builder's info with the operator's texts, and the fake-backend label when it applies.
+fn configured_info(config: &Config, mut info: MintInfo) -> MintInfo {
+    let i = &config.info;
+    info.name = Some(i.name.clone());
+    info.description = Some(i.description.clone());
+    info.description_long = i.long_description.clone();
+    info.icon_url = i.icon_url.clone();
+    info.tos_url = i.tos_url.clone();
+    info.motd = i.motd.clone();
+    let mut contact = Vec::new();
+    if let Some(email) = &i.contact_email {
+        contact.push(ContactInfo::new("email".into(), email.clone()));
+    }
+    if let Some(npub) = &i.contact_nostr {
+        contact.push(ContactInfo::new("nostr".into(), npub.clone()));
+    }
+    info.contact = (!contact.is_empty()).then_some(contact);
+    if config.lightning.backend == Backend::Fake {
+        info.name = Some(format!("{} [FAKE LIGHTNING]", i.name));
+        info.description = Some(format!("[FAKE LIGHTNING, NOT MONEY] {}", i.description));
+        info.motd = Some(match &i.motd {
+            Some(m) => format!("{FAKE_BACKEND_WARNING} {m}"),
+            None => FAKE_BACKEND_WARNING.to_string(),
+        });
+    }
+    info
+}
+
+/// `allowance-mint keyset rotate`: a new active keyset for sat, with the configured fee.
+/// The old keyset stays valid for redemption. Run it while the mint is stopped, then start it.
+pub async fn rotate_keyset(config: &Config) -> Result<(String, String), SetupError> {
+    let assembled = assemble(config).await?;
+    let before = active_keyset(&assembled.mint);
+    let info = assembled
+        .mint
+        .rotate_keyset(
+            CurrencyUnit::Sat,
+            keyset_amounts(),
+            config.limits.input_fee_ppk,
+            true,
+            None,
+        )
+        .await?;
+    Ok((before, info.id.to_string()))
+}
+
+fn active_keyset(mint: &Mint) -> String {
+    mint.keysets()
+        .keysets
+        .iter()
+        .find(|k| k.active && k.unit == CurrencyUnit::Sat)
+        .map(|k| k.id.to_string())
+        .unwrap_or_else(|| "none".into())
+}
