@@ -35,7 +35,12 @@ pub struct GlobalArgs {
     #[arg(long, env = "ALLOWANCE_MINT_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// Log format: `text` or `json`. Levels follow RUST_LOG (default `info`).
-    #[arg(long, env = "ALLOWANCE_MINT_LOG_FORMAT", global = true, default_value = "text")]
+    #[arg(
+        long,
+        env = "ALLOWANCE_MINT_LOG_FORMAT",
+        global = true,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -110,13 +115,26 @@ mod tests {
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1111\"\ndata_dir = \"/from/file\"\n[limits]\nmint_max = 77").unwrap();
-        let c = cli(&["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:2222"])
-            .global
-            .load_config()
-            .unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\ndata_dir = \"/from/file\"\n[limits]\nmint_max = 77",
+        )
+        .unwrap();
+        let c = cli(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:2222",
+        ])
+        .global
+        .load_config()
+        .unwrap();
         assert_eq!(c.listen.port(), 2222, "flag beats file");
-        assert_eq!(c.data_dir, PathBuf::from("/from/file"), "file beats default");
+        assert_eq!(
+            c.data_dir,
+            PathBuf::from("/from/file"),
+            "file beats default"
+        );
         assert_eq!(c.limits.mint_max, 77);
     }
 

@@ -252,13 +252,19 @@ impl Config {
         if l.mint_min == 0 || l.mint_min > l.mint_max {
             return Err(ConfigError::invalid(
                 "limits.mint_min",
-                format!("must be at least 1 and at most limits.mint_max ({})", l.mint_max),
+                format!(
+                    "must be at least 1 and at most limits.mint_max ({})",
+                    l.mint_max
+                ),
             ));
         }
         if l.melt_min == 0 || l.melt_min > l.melt_max {
             return Err(ConfigError::invalid(
                 "limits.melt_min",
-                format!("must be at least 1 and at most limits.melt_max ({})", l.melt_max),
+                format!(
+                    "must be at least 1 and at most limits.melt_max ({})",
+                    l.melt_max
+                ),
             ));
         }
         if l.max_inputs == 0 || l.max_outputs == 0 {
@@ -354,13 +360,24 @@ mod tests {
     fn garbage_values_get_clear_errors() {
         assert!(parse("listen = \"not an address\"").is_err());
         assert!(parse("[limits]\nmint_max = -1").is_err());
-        assert!(parse("seed = \"abandon abandon abandon\"").unwrap_err().to_string().contains("env:NAME"));
+        assert!(parse("seed = \"abandon abandon abandon\"")
+            .unwrap_err()
+            .to_string()
+            .contains("env:NAME"));
         let c = parse("[limits]\nmint_min = 10\nmint_max = 5").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("limits.mint_min"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("limits.mint_min"));
         let c = parse("public_url = \"ftp://x\"").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("public_url"));
         let c = parse("[database]\nengine = \"postgres\"").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("database.postgres"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("database.postgres"));
         assert!(parse("[database]\nengine = \"mysql\"").is_err());
     }
 

@@ -63,7 +63,8 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
     seed::check_fingerprint(&storage.kv, &seed).await?;
 
     let backend = config.lightning.backend;
-    let processor = lightning::build(&config.lightning, &config.data_dir, storage.kv.clone()).await?;
+    let processor =
+        lightning::build(&config.lightning, &config.data_dir, storage.kv.clone()).await?;
 
     let mut builder = MintBuilder::new(storage.db.clone())
         .with_urls(vec![config.public_url()])
@@ -99,7 +100,9 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
         .await?;
 
     let mut info = configured_info(config, builder.current_mint_info());
-    let mint = builder.build_with_seed(storage.keys.clone(), seed.as_bytes()).await?;
+    let mint = builder
+        .build_with_seed(storage.keys.clone(), seed.as_bytes())
+        .await?;
 
     // cdk keeps the MintInfo of the first run in its database and ignores the builder's later;
     // write ours back so a changed name, limit or notice takes effect on restart.

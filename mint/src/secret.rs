@@ -60,10 +60,12 @@ impl SecretRef {
             Self::Env(name) => {
                 std::env::var(name).map_err(|_| SecretError::MissingEnv(name.clone()))?
             }
-            Self::File(path) => std::fs::read_to_string(path).map_err(|source| SecretError::File {
-                path: path.clone(),
-                source,
-            })?,
+            Self::File(path) => {
+                std::fs::read_to_string(path).map_err(|source| SecretError::File {
+                    path: path.clone(),
+                    source,
+                })?
+            }
         };
         let value = value.trim().to_string();
         if value.is_empty() {
@@ -136,8 +138,14 @@ mod tests {
             SecretRef::parse("abandon abandon"),
             Err(SecretError::NotAReference { .. })
         ));
-        assert!(matches!(SecretRef::parse("env:"), Err(SecretError::Empty(_))));
-        assert!(matches!(SecretRef::parse("http://x"), Err(SecretError::NotAReference { .. })));
+        assert!(matches!(
+            SecretRef::parse("env:"),
+            Err(SecretError::Empty(_))
+        ));
+        assert!(matches!(
+            SecretRef::parse("http://x"),
+            Err(SecretError::NotAReference { .. })
+        ));
     }
 
     #[test]

@@ -85,7 +85,10 @@ pub fn load_or_generate(
 ) -> Result<(Seed, SeedSource), SeedError> {
     if let Some(reference) = reference {
         let words = reference.resolve()?;
-        return Ok((Seed::from_words(words.expose())?, SeedSource::Reference(reference.to_string())));
+        return Ok((
+            Seed::from_words(words.expose())?,
+            SeedSource::Reference(reference.to_string()),
+        ));
     }
     let path = data_dir.join(SEED_FILE);
     let io = |action, source| SeedError::Io {
@@ -95,7 +98,10 @@ pub fn load_or_generate(
     };
     match std::fs::read_to_string(&path) {
         Ok(words) => {
-            let mode = std::fs::metadata(&path).map_err(|e| io("inspect", e))?.permissions().mode();
+            let mode = std::fs::metadata(&path)
+                .map_err(|e| io("inspect", e))?
+                .permissions()
+                .mode();
             if mode & 0o077 != 0 {
                 tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777),
                     "seed file is readable by other users; chmod 600 it");
@@ -113,7 +119,10 @@ pub fn load_or_generate(
                 .map_err(|e| io("create", e))?;
             writeln!(file, "{mnemonic}").map_err(|e| io("write", e))?;
             file.sync_all().map_err(|e| io("sync", e))?;
-            Ok((Seed(mnemonic.to_seed_normalized("")), SeedSource::Generated(path.clone())))
+            Ok((
+                Seed(mnemonic.to_seed_normalized("")),
+                SeedSource::Generated(path.clone()),
+            ))
         }
         Err(e) => Err(io("read", e)),
     }
@@ -131,7 +140,9 @@ pub async fn check_fingerprint(kv: &DynKVStore, seed: &Seed) -> Result<(), SeedE
     let stored = if written {
         None
     } else {
-        tx.kv_read(KV_NAMESPACE, KV_SECONDARY, KV_KEY).await.map_err(db)?
+        tx.kv_read(KV_NAMESPACE, KV_SECONDARY, KV_KEY)
+            .await
+            .map_err(db)?
     };
     tx.commit().await.map_err(db)?;
     match stored {
@@ -175,23 +186,39 @@ mod tests {
         let r = SecretRef::parse("env:ALLOWANCE_MINT_TEST_SEED_WORDS").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (seed, _) = load_or_generate(Some(&r), dir.path()).unwrap();
-        assert_eq!(seed.as_bytes(), &Mnemonic::parse(&words).unwrap().to_seed_normalized(""));
-        assert!(!dir.path().join(SEED_FILE).exists(), "a referenced seed is not copied to disk");
+        assert_eq!(
+            seed.as_bytes(),
+            &Mnemonic::parse(&words).unwrap().to_seed_normalized("")
+        );
+        assert!(
+            !dir.path().join(SEED_FILE).exists(),
+            "a referenced seed is not copied to disk"
+        );
 
         std::env::set_var("ALLOWANCE_MINT_TEST_SEED_BAD", "not a mnemonic at all");
         let r = SecretRef::parse("env:ALLOWANCE_MINT_TEST_SEED_BAD").unwrap();
-        assert!(matches!(load_or_generate(Some(&r), dir.path()), Err(SeedError::Mnemonic(_))));
+        assert!(matches!(
+            load_or_generate(Some(&r), dir.path()),
+            Err(SeedError::Mnemonic(_))
+        ));
     }
 
     #[tokio::test]
     async fn a_different_seed_on_the_same_database_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(cdk_sqlite::MintSqliteDatabase::new(dir.path().join("m.sqlite")).await.unwrap());
+        let db = Arc::new(
+            cdk_sqlite::MintSqliteDatabase::new(dir.path().join("m.sqlite"))
+                .await
+                .unwrap(),
+        );
         let kv: DynKVStore = db;
         let a = Seed::from_words(&Mnemonic::generate(12).unwrap().to_string()).unwrap();
         let b = Seed::from_words(&Mnemonic::generate(12).unwrap().to_string()).unwrap();
         check_fingerprint(&kv, &a).await.unwrap();
         check_fingerprint(&kv, &a).await.unwrap();
-        assert!(matches!(check_fingerprint(&kv, &b).await, Err(SeedError::Mismatch)));
+        assert!(matches!(
+            check_fingerprint(&kv, &b).await,
+            Err(SeedError::Mismatch)
+        ));
     }
 }

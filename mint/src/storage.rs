@@ -24,8 +24,13 @@ pub enum StorageError {
         source: std::io::Error,
     },
     #[error("cannot open the {engine} database: {message}")]
-    Open { engine: &'static str, message: String },
-    #[error("database.engine = \"postgres\" but this binary was built without the `postgres` feature")]
+    Open {
+        engine: &'static str,
+        message: String,
+    },
+    #[error(
+        "database.engine = \"postgres\" but this binary was built without the `postgres` feature"
+    )]
     PostgresNotCompiled,
 }
 

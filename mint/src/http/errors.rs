@@ -44,7 +44,10 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
             tracing::error!(%method, %path, detail = %cashu.detail, "internal error hidden from client");
             cashu.detail = "Internal error".into();
         }
-        let mut out = Response::from_parts(parts, Body::from(serde_json::to_vec(&cashu).unwrap_or_default()));
+        let mut out = Response::from_parts(
+            parts,
+            Body::from(serde_json::to_vec(&cashu).unwrap_or_default()),
+        );
         out.headers_mut().remove(header::CONTENT_LENGTH);
         return out;
     }
@@ -70,11 +73,16 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
 fn classify(status: StatusCode, text: &str) -> (StatusCode, ErrorBody) {
     match status {
         // axum's JSON rejections: syntax (400), wrong shape (422), wrong content type (415).
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE => (
             StatusCode::BAD_REQUEST,
             ErrorBody::new(codes::MALFORMED_REQUEST, malformed_detail(text)),
         ),
-        StatusCode::NOT_FOUND => (StatusCode::NOT_FOUND, ErrorBody::new(codes::NOT_FOUND, "Not found")),
+        StatusCode::NOT_FOUND => (
+            StatusCode::NOT_FOUND,
+            ErrorBody::new(codes::NOT_FOUND, "Not found"),
+        ),
         StatusCode::METHOD_NOT_ALLOWED => (
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorBody::new(codes::METHOD_NOT_ALLOWED, "Method not allowed"),
@@ -87,7 +95,10 @@ fn classify(status: StatusCode, text: &str) -> (StatusCode, ErrorBody) {
             StatusCode::REQUEST_TIMEOUT,
             ErrorBody::new(codes::TIMEOUT, "Request timed out"),
         ),
-        s if s.is_client_error() => (s, ErrorBody::new(codes::MALFORMED_REQUEST, malformed_detail(text))),
+        s if s.is_client_error() => (
+            s,
+            ErrorBody::new(codes::MALFORMED_REQUEST, malformed_detail(text)),
+        ),
         s => (s, ErrorBody::new(codes::INTERNAL, "Internal error")),
     }
 }
@@ -109,8 +120,15 @@ mod tests {
 
     #[test]
     fn json_rejections_become_400_with_a_cashu_body() {
-        for s in [StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY, StatusCode::UNSUPPORTED_MEDIA_TYPE] {
-            let (status, body) = classify(s, "Failed to parse the request body as JSON: expected value");
+        for s in [
+            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ] {
+            let (status, body) = classify(
+                s,
+                "Failed to parse the request body as JSON: expected value",
+            );
             assert_eq!(status, StatusCode::BAD_REQUEST);
             assert_eq!(body.code, codes::MALFORMED_REQUEST);
             assert!(body.detail.contains("expected value"));

@@ -29,12 +29,20 @@ impl Metrics {
     pub fn new(backend: &str) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("allowance_mint".into()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
             &["route", "method"],
         )?;
         let operations = IntCounterVec::new(
@@ -45,15 +53,24 @@ impl Metrics {
             &["operation", "outcome"],
         )?;
         let issued = GaugeVec::new(
-            Opts::new("ecash_issued_sat", "Ecash ever issued (blind-signed), per keyset"),
+            Opts::new(
+                "ecash_issued_sat",
+                "Ecash ever issued (blind-signed), per keyset",
+            ),
             &["keyset"],
         )?;
         let redeemed = GaugeVec::new(
-            Opts::new("ecash_redeemed_sat", "Ecash ever redeemed (spent as input), per keyset"),
+            Opts::new(
+                "ecash_redeemed_sat",
+                "Ecash ever redeemed (spent as input), per keyset",
+            ),
             &["keyset"],
         )?;
         let backend_gauge = IntGaugeVec::new(
-            Opts::new("lightning_backend_info", "The Lightning backend in use (1 for the active one)"),
+            Opts::new(
+                "lightning_backend_info",
+                "The Lightning backend in use (1 for the active one)",
+            ),
             &["backend"],
         )?;
         backend_gauge.with_label_values(&[backend]).set(1);
@@ -77,7 +94,9 @@ impl Metrics {
         self.requests
             .with_label_values(&[route, method, status.as_str()])
             .inc();
-        self.latency.with_label_values(&[route, method]).observe(seconds);
+        self.latency
+            .with_label_values(&[route, method])
+            .observe(seconds);
         if let Some(op) = operation(method, path) {
             let outcome = if status.is_success() { "ok" } else { "error" };
             self.operations.with_label_values(&[op, outcome]).inc();
@@ -88,10 +107,14 @@ impl Metrics {
         let issued = mint.total_issued().await.map_err(|e| e.to_string())?;
         let redeemed = mint.total_redeemed().await.map_err(|e| e.to_string())?;
         for (id, amount) in issued {
-            self.issued.with_label_values(&[&id.to_string()]).set(u64::from(amount) as f64);
+            self.issued
+                .with_label_values(&[&id.to_string()])
+                .set(u64::from(amount) as f64);
         }
         for (id, amount) in redeemed {
-            self.redeemed.with_label_values(&[&id.to_string()]).set(u64::from(amount) as f64);
+            self.redeemed
+                .with_label_values(&[&id.to_string()])
+                .set(u64::from(amount) as f64);
         }
         let mut buf = Vec::new();
         TextEncoder::new()
@@ -128,7 +151,13 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     let path = request.uri().path().to_owned();
     let start = Instant::now();
     let response = next.run(request).await;
-    metrics.observe(&route, &method, response.status(), start.elapsed().as_secs_f64(), &path);
+    metrics.observe(
+        &route,
+        &method,
+        response.status(),
+        start.elapsed().as_secs_f64(),
+        &path,
+    );
     response
 }
 
@@ -150,7 +179,10 @@ mod tests {
     fn operations_are_recognised_from_paths() {
         assert_eq!(operation("POST", "/v1/swap"), Some("swap"));
         assert_eq!(operation("POST", "/v1/mint/bolt11"), Some("mint"));
-        assert_eq!(operation("POST", "/v1/mint/quote/bolt11"), Some("mint_quote"));
+        assert_eq!(
+            operation("POST", "/v1/mint/quote/bolt11"),
+            Some("mint_quote")
+        );
         assert_eq!(operation("POST", "/v1/melt/bolt11"), Some("melt"));
         assert_eq!(operation("GET", "/v1/mint/quote/bolt11/abc"), None);
         assert_eq!(operation("GET", "/v1/keys"), None);
@@ -160,12 +192,24 @@ mod tests {
     fn observed_requests_show_up_in_the_text() {
         let m = Metrics::new("fake").unwrap();
         m.observe("/v1/swap", "POST", StatusCode::OK, 0.01, "/v1/swap");
-        m.observe("/v1/swap", "POST", StatusCode::BAD_REQUEST, 0.01, "/v1/swap");
+        m.observe(
+            "/v1/swap",
+            "POST",
+            StatusCode::BAD_REQUEST,
+            0.01,
+            "/v1/swap",
+        );
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&m.registry.gather(), &mut buf).unwrap();
+        TextEncoder::new()
+            .encode(&m.registry.gather(), &mut buf)
+            .unwrap();
         let text = String::from_utf8(buf).unwrap();
-        assert!(text.contains("allowance_mint_operations_total{operation=\"swap\",outcome=\"ok\"} 1"), "{text}");
-        assert!(text.contains("allowance_mint_operations_total{operation=\"swap\",outcome=\"error\"} 1"));
+        assert!(
+            text.contains("allowance_mint_operations_total{operation=\"swap\",outcome=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(text
+            .contains("allowance_mint_operations_total{operation=\"swap\",outcome=\"error\"} 1"));
         assert!(text.contains("allowance_mint_lightning_backend_info{backend=\"fake\"} 1"));
     }
 }

@@ -80,7 +80,10 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         ),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready" })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not ready" })),
+            )
         }
     }
 }
@@ -104,7 +107,10 @@ trait FloorCharBoundary {
 
 impl FloorCharBoundary for str {
     fn floor_char_boundary_compat(&self, index: usize) -> usize {
-        (0..=index.min(self.len())).rev().find(|&i| self.is_char_boundary(i)).unwrap_or(0)
+        (0..=index.min(self.len()))
+            .rev()
+            .find(|&i| self.is_char_boundary(i))
+            .unwrap_or(0)
     }
 }
 
@@ -118,7 +124,10 @@ mod tests {
             log_path("/v1/mint/quote/bolt11/9f8e7d6c"),
             "/v1/mint/quote/bolt11/{quote_id}"
         );
-        assert_eq!(log_path("/v1/melt/quote/bolt11/x"), "/v1/melt/quote/bolt11/{quote_id}");
+        assert_eq!(
+            log_path("/v1/melt/quote/bolt11/x"),
+            "/v1/melt/quote/bolt11/{quote_id}"
+        );
         assert_eq!(log_path("/v1/swap"), "/v1/swap");
         let long = format!("/{}", "é".repeat(300));
         assert!(log_path(&long).len() < 210);

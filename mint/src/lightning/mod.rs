@@ -146,19 +146,36 @@ async fn build_ldk_node(
     use ldk_node::bitcoin::Network;
     use ldk_node::lightning::ln::msgs::SocketAddress;
 
-    let ldk = cfg.ldk_node.as_ref().ok_or(LightningError::NotCompiled("ldk-node"))?;
+    let ldk = cfg
+        .ldk_node
+        .as_ref()
+        .ok_or(LightningError::NotCompiled("ldk-node"))?;
     let err = |e: String| start_error("ldk-node", e);
     let network = Network::from_str(&ldk.network).map_err(|e| err(e.to_string()))?;
     let missing = |k: &str| err(format!("lightning.ldk_node.{k} is missing"));
     let chain_source = match ldk.chain_source.as_str() {
-        "esplora" => ChainSource::Esplora(ldk.esplora_url.clone().ok_or_else(|| missing("esplora_url"))?),
-        "electrum" => {
-            ChainSource::Electrum(ldk.electrum_url.clone().ok_or_else(|| missing("electrum_url"))?)
-        }
+        "esplora" => ChainSource::Esplora(
+            ldk.esplora_url
+                .clone()
+                .ok_or_else(|| missing("esplora_url"))?,
+        ),
+        "electrum" => ChainSource::Electrum(
+            ldk.electrum_url
+                .clone()
+                .ok_or_else(|| missing("electrum_url"))?,
+        ),
         _ => ChainSource::BitcoinRpc(BitcoinRpcConfig {
-            host: ldk.bitcoind_rpc_host.clone().ok_or_else(|| missing("bitcoind_rpc_host"))?,
-            port: ldk.bitcoind_rpc_port.ok_or_else(|| missing("bitcoind_rpc_port"))?,
-            user: ldk.bitcoind_rpc_user.clone().ok_or_else(|| missing("bitcoind_rpc_user"))?,
+            host: ldk
+                .bitcoind_rpc_host
+                .clone()
+                .ok_or_else(|| missing("bitcoind_rpc_host"))?,
+            port: ldk
+                .bitcoind_rpc_port
+                .ok_or_else(|| missing("bitcoind_rpc_port"))?,
+            user: ldk
+                .bitcoind_rpc_user
+                .clone()
+                .ok_or_else(|| missing("bitcoind_rpc_user"))?,
             password: ldk
                 .bitcoind_rpc_password
                 .as_ref()
@@ -179,8 +196,11 @@ async fn build_ldk_node(
         .map(|a| SocketAddress::from_str(a).map_err(|e| err(format!("listen {a:?}: {e:?}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let words = ldk.mnemonic.resolve().map_err(|e| err(e.to_string()))?;
-    let mnemonic = bip39::Mnemonic::parse(words.expose())
-        .map_err(|e| err(format!("lightning.ldk_node.mnemonic is not a BIP-39 mnemonic: {e}")))?;
+    let mnemonic = bip39::Mnemonic::parse(words.expose()).map_err(|e| {
+        err(format!(
+            "lightning.ldk_node.mnemonic is not a BIP-39 mnemonic: {e}"
+        ))
+    })?;
     let storage = ldk.storage_dir(data_dir);
     std::fs::create_dir_all(&storage).map_err(|e| err(e.to_string()))?;
     let node = CdkLdkNodeBuilder::new(

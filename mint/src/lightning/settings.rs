@@ -132,7 +132,9 @@ impl LightningConfig {
             Backend::Lnd => self
                 .lnd
                 .as_ref()
-                .ok_or_else(|| missing_section("lightning.lnd", "address, cert_file, macaroon_file"))?
+                .ok_or_else(|| {
+                    missing_section("lightning.lnd", "address, cert_file, macaroon_file")
+                })?
                 .validate(),
             Backend::Cln => self
                 .cln
@@ -142,20 +144,28 @@ impl LightningConfig {
             Backend::LdkNode => self
                 .ldk_node
                 .as_ref()
-                .ok_or_else(|| missing_section("lightning.ldk_node", "network, chain_source, mnemonic"))?
+                .ok_or_else(|| {
+                    missing_section("lightning.ldk_node", "network, chain_source, mnemonic")
+                })?
                 .validate(data_dir),
         }
     }
 }
 
 fn missing_section(key: &'static str, needs: &str) -> ConfigError {
-    ConfigError::invalid(key, format!("the chosen backend needs a [{key}] section with {needs}"))
+    ConfigError::invalid(
+        key,
+        format!("the chosen backend needs a [{key}] section with {needs}"),
+    )
 }
 
 /// A file the backend must read: present, a regular file, not empty.
 fn readable_file(key: &'static str, what: &str, path: &Path) -> Result<(), ConfigError> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        ConfigError::invalid(key, format!("{what} {} cannot be read: {e}", path.display()))
+        ConfigError::invalid(
+            key,
+            format!("{what} {} cannot be read: {e}", path.display()),
+        )
     })?;
     if !meta.is_file() {
         return Err(ConfigError::invalid(
@@ -164,24 +174,35 @@ fn readable_file(key: &'static str, what: &str, path: &Path) -> Result<(), Confi
         ));
     }
     if meta.len() == 0 {
-        return Err(ConfigError::invalid(key, format!("{what} {} is empty", path.display())));
+        return Err(ConfigError::invalid(
+            key,
+            format!("{what} {} is empty", path.display()),
+        ));
     }
     std::fs::File::open(path).map_err(|e| {
-        ConfigError::invalid(key, format!("{what} {} cannot be opened: {e}", path.display()))
+        ConfigError::invalid(
+            key,
+            format!("{what} {} cannot be opened: {e}", path.display()),
+        )
     })?;
     Ok(())
 }
 
 fn url_with_scheme(key: &'static str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> {
-    let ok = schemes
-        .iter()
-        .any(|s| url.strip_prefix(s).and_then(|r| r.strip_prefix("://")).is_some_and(|r| !r.is_empty()));
+    let ok = schemes.iter().any(|s| {
+        url.strip_prefix(s)
+            .and_then(|r| r.strip_prefix("://"))
+            .is_some_and(|r| !r.is_empty())
+    });
     if ok {
         Ok(())
     } else {
         Err(ConfigError::invalid(
             key,
-            format!("{url:?} must be a URL starting with {}", schemes.join("://, ") + "://"),
+            format!(
+                "{url:?} must be a URL starting with {}",
+                schemes.join("://, ") + "://"
+            ),
         ))
     }
 }
@@ -189,8 +210,16 @@ fn url_with_scheme(key: &'static str, url: &str, schemes: &[&str]) -> Result<(),
 impl LndConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         url_with_scheme("lightning.lnd.address", &self.address, &["https"])?;
-        readable_file("lightning.lnd.cert_file", "LND TLS certificate", &self.cert_file)?;
-        readable_file("lightning.lnd.macaroon_file", "LND macaroon", &self.macaroon_file)
+        readable_file(
+            "lightning.lnd.cert_file",
+            "LND TLS certificate",
+            &self.cert_file,
+        )?;
+        readable_file(
+            "lightning.lnd.macaroon_file",
+            "LND macaroon",
+            &self.macaroon_file,
+        )
     }
 }
 
@@ -201,13 +230,19 @@ impl ClnConfig {
         let meta = std::fs::metadata(&self.rpc_path).map_err(|e| {
             ConfigError::invalid(
                 key,
-                format!("Core Lightning RPC socket {} is not there: {e}", self.rpc_path.display()),
+                format!(
+                    "Core Lightning RPC socket {} is not there: {e}",
+                    self.rpc_path.display()
+                ),
             )
         })?;
         if !meta.file_type().is_socket() {
             return Err(ConfigError::invalid(
                 key,
-                format!("{} is not a unix socket (is lightningd running?)", self.rpc_path.display()),
+                format!(
+                    "{} is not a unix socket (is lightningd running?)",
+                    self.rpc_path.display()
+                ),
             ));
         }
         Ok(())
@@ -216,22 +251,34 @@ impl ClnConfig {
 
 impl LdkNodeConfig {
     pub fn validate(&self, data_dir: &Path) -> Result<(), ConfigError> {
-        if !matches!(self.network.as_str(), "bitcoin" | "testnet" | "signet" | "regtest") {
+        if !matches!(
+            self.network.as_str(),
+            "bitcoin" | "testnet" | "signet" | "regtest"
+        ) {
             return Err(ConfigError::invalid(
                 "lightning.ldk_node.network",
-                format!("{:?} is not one of bitcoin, testnet, signet, regtest", self.network),
+                format!(
+                    "{:?} is not one of bitcoin, testnet, signet, regtest",
+                    self.network
+                ),
             ));
         }
         match self.chain_source.as_str() {
             "esplora" => {
                 let url = self.esplora_url.as_deref().ok_or_else(|| {
-                    ConfigError::invalid("lightning.ldk_node.esplora_url", "needed for chain_source = \"esplora\"")
+                    ConfigError::invalid(
+                        "lightning.ldk_node.esplora_url",
+                        "needed for chain_source = \"esplora\"",
+                    )
                 })?;
                 url_with_scheme("lightning.ldk_node.esplora_url", url, &["http", "https"])?;
             }
             "electrum" => {
                 let url = self.electrum_url.as_deref().ok_or_else(|| {
-                    ConfigError::invalid("lightning.ldk_node.electrum_url", "needed for chain_source = \"electrum\"")
+                    ConfigError::invalid(
+                        "lightning.ldk_node.electrum_url",
+                        "needed for chain_source = \"electrum\"",
+                    )
                 })?;
                 url_with_scheme("lightning.ldk_node.electrum_url", url, &["tcp", "ssl"])?;
             }
@@ -258,10 +305,17 @@ impl LdkNodeConfig {
             url_with_scheme("lightning.ldk_node.rgs_url", url, &["http", "https"])?;
         }
         if self.listen.is_empty() {
-            return Err(ConfigError::invalid("lightning.ldk_node.listen", "needs at least one address"));
+            return Err(ConfigError::invalid(
+                "lightning.ldk_node.listen",
+                "needs at least one address",
+            ));
         }
         for addr in &self.listen {
-            if addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            if addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
                 return Err(ConfigError::invalid(
                     "lightning.ldk_node.listen",
                     format!("{addr:?} is not host:port"),
@@ -273,6 +327,8 @@ impl LdkNodeConfig {
     }
 
     pub fn storage_dir(&self, data_dir: &Path) -> PathBuf {
-        self.storage_dir.clone().unwrap_or_else(|| data_dir.join("ldk-node"))
+        self.storage_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("ldk-node"))
     }
 }

@@ -25,16 +25,22 @@ fn unknown_backends_and_keys_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("lnbits"), "{err}");
-    let err = Config::from_toml("[lightning.lnd]\naddress = \"https://x:1\"\ncert = \"x\"", Path::new("t"))
-        .unwrap_err()
-        .to_string();
+    let err = Config::from_toml(
+        "[lightning.lnd]\naddress = \"https://x:1\"\ncert = \"x\"",
+        Path::new("t"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("cert"), "{err}");
 }
 
 #[test]
 fn lnd_section_is_required_and_its_files_checked() {
     let err = validation_error("[lightning]\nbackend = \"lnd\"");
-    assert!(err.contains("lightning.lnd") && err.contains("macaroon_file"), "{err}");
+    assert!(
+        err.contains("lightning.lnd") && err.contains("macaroon_file"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("tls.cert");
@@ -47,7 +53,10 @@ fn lnd_section_is_required_and_its_files_checked() {
         )
     };
     let err = validation_error(&cfg("https://127.0.0.1:10009"));
-    assert!(err.contains("cert_file") && err.contains("cannot be read"), "{err}");
+    assert!(
+        err.contains("cert_file") && err.contains("cannot be read"),
+        "{err}"
+    );
 
     std::fs::write(&cert, "-----BEGIN CERTIFICATE-----").unwrap();
     let err = validation_error(&cfg("https://127.0.0.1:10009"));
@@ -66,11 +75,17 @@ fn lnd_section_is_required_and_its_files_checked() {
 #[test]
 fn cln_needs_a_unix_socket() {
     let err = validation_error("[lightning]\nbackend = \"cln\"");
-    assert!(err.contains("lightning.cln") && err.contains("rpc_path"), "{err}");
+    assert!(
+        err.contains("lightning.cln") && err.contains("rpc_path"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("lightning-rpc");
-    let cfg = format!("[lightning]\nbackend = \"cln\"\n[lightning.cln]\nrpc_path = \"{}\"", sock.display());
+    let cfg = format!(
+        "[lightning]\nbackend = \"cln\"\n[lightning.cln]\nrpc_path = \"{}\"",
+        sock.display()
+    );
     let err = validation_error(&cfg);
     assert!(err.contains("not there"), "{err}");
 
@@ -85,17 +100,24 @@ fn cln_needs_a_unix_socket() {
 
 #[test]
 fn ldk_node_settings_are_checked() {
-    let base = "[lightning]\nbackend = \"ldk-node\"\n[lightning.ldk_node]\nmnemonic = \"env:LDK_WORDS\"\n";
+    let base =
+        "[lightning]\nbackend = \"ldk-node\"\n[lightning.ldk_node]\nmnemonic = \"env:LDK_WORDS\"\n";
     let err = validation_error("[lightning]\nbackend = \"ldk-node\"");
     assert!(err.contains("lightning.ldk_node"), "{err}");
 
-    let err = validation_error(&format!("{base}network = \"mainnet\"\nchain_source = \"esplora\""));
+    let err = validation_error(&format!(
+        "{base}network = \"mainnet\"\nchain_source = \"esplora\""
+    ));
     assert!(err.contains("lightning.ldk_node.network"), "{err}");
 
-    let err = validation_error(&format!("{base}network = \"signet\"\nchain_source = \"esplora\""));
+    let err = validation_error(&format!(
+        "{base}network = \"signet\"\nchain_source = \"esplora\""
+    ));
     assert!(err.contains("esplora_url"), "{err}");
 
-    let err = validation_error(&format!("{base}network = \"signet\"\nchain_source = \"bitcoind\""));
+    let err = validation_error(&format!(
+        "{base}network = \"signet\"\nchain_source = \"bitcoind\""
+    ));
     assert!(err.contains("bitcoind_rpc"), "{err}");
 
     let err = validation_error(&format!(
@@ -132,8 +154,15 @@ async fn a_backend_missing_from_the_build_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("rpc");
     let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let c = parse(&format!("[lightning]\nbackend = \"cln\"\n[lightning.cln]\nrpc_path = \"{}\"", sock.display()));
-    let db = std::sync::Arc::new(cdk_sqlite::MintSqliteDatabase::new(dir.path().join("m.sqlite")).await.unwrap());
+    let c = parse(&format!(
+        "[lightning]\nbackend = \"cln\"\n[lightning.cln]\nrpc_path = \"{}\"",
+        sock.display()
+    ));
+    let db = std::sync::Arc::new(
+        cdk_sqlite::MintSqliteDatabase::new(dir.path().join("m.sqlite"))
+            .await
+            .unwrap(),
+    );
     let result = super::build(&c.lightning, dir.path(), db).await;
     if cfg!(feature = "cln") {
         // Compiled in: the backend is constructed against the socket (it connects lazily).

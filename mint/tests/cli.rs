@@ -1,0 +1,125 @@
+//! The `allowance-mint` binary as an operator meets it: subcommands and refusals of bad config.
+//! (Serving and the Cashu API are exercised end to end in the workspace's `tests/` crate.)
+
+use std::process::Command;
+
+fn mint() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_allowance-mint"))
+}
+
+#[test]
+fn config_example_prints_a_file_that_the_binary_accepts() {
+    let out = mint().args(["config", "example"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("[lightning]"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mint.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = mint()
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen = \"127.0.0.1:3338\""));
+}
+
+#[test]
+fn env_overrides_file_and_flag_overrides_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mint.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:1111\"\n").unwrap();
+    let check = |extra: &[&str], env: Option<&str>| {
+        let mut cmd = mint();
+        cmd.args(["config", "check", "--config"])
+            .arg(&file)
+            .args(extra);
+        cmd.env_remove("ALLOWANCE_MINT_LISTEN");
+        if let Some(v) = env {
+            cmd.env("ALLOWANCE_MINT_LISTEN", v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(check(&[], None).contains("127.0.0.1:1111"));
+    assert!(check(&[], Some("127.0.0.1:2222")).contains("127.0.0.1:2222"));
+    assert!(
+        check(&["--listen", "127.0.0.1:3333"], Some("127.0.0.1:2222")).contains("127.0.0.1:3333")
+    );
+}
+
+#[test]
+fn garbage_config_is_refused_with_the_key_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mint.toml");
+    for (text, needle) in [
+        ("[limits]\nmint_maxx = 1\n", "mint_maxx"),
+        ("listen = 5\n", "listen"),
+        ("[lightning]\nbackend = \"lnd\"\n", "lightning.lnd"),
+        ("seed = \"abandon abandon\"\n", "env:NAME"),
+        ("this is not toml", "not valid"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = mint()
+            .args(["--data-dir"])
+            .arg(dir.path().join("d"))
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{text:?}: {err}");
+        assert!(
+            !dir.path().join("d").exists(),
+            "nothing is created for a refused config"
+        );
+    }
+}
+
+#[test]
+fn keyset_rotate_makes_a_new_active_keyset() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = || {
+        let out = mint()
+            .args(["keyset", "list", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let before = list();
+    assert_eq!(
+        before.matches("active").count() - before.matches("inactive").count(),
+        1
+    );
+    let out = mint()
+        .args(["keyset", "rotate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = list();
+    assert_eq!(after.lines().count(), before.lines().count() + 1, "{after}");
+    assert_eq!(after.matches("\tactive").count(), 1, "{after}");
+    assert_eq!(after.matches("inactive").count(), 1, "{after}");
+}

@@ -1,0 +1,280 @@
+//! Test support: the real `allowance-mint` binary on loopback, and cdk wallets that talk to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cdk::amount::SplitTarget;
+use cdk::mint_url::MintUrl;
+use cdk::nuts::{CurrencyUnit, MintQuoteState, PaymentMethod};
+use cdk::wallet::{Wallet, WalletBuilder};
+use cdk::Amount;
+
+/// How long a test waits for something that should happen quickly before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Path of the `allowance-mint` binary that `cargo test --workspace` built beside this test.
+pub fn mint_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/debug");
+    let bin = dir.join("allowance-mint");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p allowance-mint`) first",
+        bin.display()
+    );
+    bin
+}
+
+/// A running mint process with its own data directory.
+pub struct MintProcess {
+    child: Option<Child>,
+    pub url: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log_file: PathBuf,
+    config: String,
+}
+
+impl MintProcess {
+    /// Starts a mint on a free port with `config` (TOML, may be empty) in a fresh data dir
+    /// under `root`.
+    pub fn start(root: &Path, config: &str) -> Self {
+        Self::start_on(root.join("mint-data"), config, 0)
+    }
+
+    /// Starts (or restarts) a mint on `data_dir`, listening on `port` (0 for any).
+    pub fn start_on(data_dir: PathBuf, config: &str, port: u16) -> Self {
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let config_file = data_dir.with_extension("toml");
+        std::fs::write(&config_file, config).unwrap();
+        let log_file = data_dir.with_extension("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_file)
+            .unwrap();
+        let mut child = Command::new(mint_binary())
+            .arg("--config")
+            .arg(&config_file)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env_remove("ALLOWANCE_MINT_PUBLIC_URL")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn allowance-mint");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(DEADLINE) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "mint did not start within {DEADLINE:?}; log:\n{}",
+                    std::fs::read_to_string(&log_file).unwrap_or_default()
+                );
+            }
+        };
+        let port = url.rsplit(':').next().unwrap().parse().unwrap();
+        Self {
+            child: Some(child),
+            url,
+            port,
+            data_dir,
+            log_file,
+            config: config.to_string(),
+        }
+    }
+
+    /// Stops with SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> Restartable {
+        let mut child = self.child.take().unwrap();
+        signal(&child, "TERM");
+        let status = wait_with_deadline(&mut child);
+        assert!(
+            status.success(),
+            "mint exited with {status} after SIGTERM; log:\n{}",
+            self.log()
+        );
+        self.restartable()
+    }
+
+    /// Kills with SIGKILL: no chance to clean up.
+    pub fn kill(mut self) -> Restartable {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        self.restartable()
+    }
+
+    fn restartable(&self) -> Restartable {
+        Restartable {
+            data_dir: self.data_dir.clone(),
+            port: self.port,
+            config: self.config.clone(),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+}
+
+impl Drop for MintProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What is needed to start a stopped mint again on the same port and data.
+pub struct Restartable {
+    pub data_dir: PathBuf,
+    pub port: u16,
+    pub config: String,
+}
+
+impl Restartable {
+    pub fn start(self) -> MintProcess {
+        let config = self.config.clone();
+        self.start_with_config(&config)
+    }
+
+    pub fn start_with_config(self, config: &str) -> MintProcess {
+        MintProcess::start_on(self.data_dir, config, self.port)
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_with_deadline(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "process did not exit within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A cdk wallet for `mint_url`, with its SQLite file in `dir`, a fresh random seed and no
+/// client-side rate limit.
+pub async fn wallet(mint_url: &str, dir: &Path) -> Wallet {
+    let seed: [u8; 64] = bip39::Mnemonic::generate(12)
+        .unwrap()
+        .to_seed_normalized("");
+    wallet_with_seed(mint_url, dir, seed).await
+}
+
+pub async fn wallet_with_seed(mint_url: &str, dir: &Path, seed: [u8; 64]) -> Wallet {
+    std::fs::create_dir_all(dir).unwrap();
+    let db = cdk_sqlite::WalletSqliteDatabase::new(dir.join("wallet.sqlite"))
+        .await
+        .unwrap();
+    WalletBuilder::new()
+        .mint_url(MintUrl::from_str_checked(mint_url))
+        .unit(CurrencyUnit::Sat)
+        .localstore(Arc::new(db))
+        .seed(seed)
+        .without_rate_limiting()
+        .build()
+        .unwrap()
+}
+
+trait MintUrlExt {
+    fn from_str_checked(s: &str) -> MintUrl;
+}
+
+impl MintUrlExt for MintUrl {
+    fn from_str_checked(s: &str) -> MintUrl {
+        s.parse().unwrap()
+    }
+}
+
+/// Mints `amount` sat into `wallet` through a bolt11 quote the fake backend pays by itself.
+pub async fn fund(wallet: &Wallet, amount: u64) -> Amount {
+    let quote = wallet
+        .mint_quote(
+            PaymentMethod::BOLT11,
+            Some(Amount::from(amount)),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let q = wallet.check_mint_quote_status(&quote.id).await.unwrap();
+        if q.state == MintQuoteState::Paid {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "quote never paid");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let proofs = wallet
+        .mint(&quote.id, SplitTarget::default(), None)
+        .await
+        .unwrap();
+    Amount::try_sum(proofs.iter().map(|p| p.amount)).unwrap()
+}
+
+/// A fake-backend invoice for `amount_sat`; the fake backend "pays" it successfully.
+pub fn fake_invoice(amount_sat: u64) -> String {
+    cdk_fake_wallet::create_fake_invoice(amount_sat * 1000, "e2e".to_string()).to_string()
+}
+
+/// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Raw HTTP against the mint, for the error-path tests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
