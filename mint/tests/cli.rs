@@ -123,3 +123,21 @@ fn keyset_rotate_makes_a_new_active_keyset() {
     assert_eq!(after.matches("\tactive").count(), 1, "{after}");
     assert_eq!(after.matches("inactive").count(), 1, "{after}");
 }
+
+#[test]
+fn every_deploy_example_config_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = allowance_mint::Config::from_toml(&text, &path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // Backends whose files exist only on a real node cannot be validated here; the others can.
+        if config.lightning.backend == allowance_mint::lightning::Backend::Fake {
+            config.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        seen += 1;
+    }
+    assert!(seen >= 4, "expected an example per backend in {}", dir.display());
+}

@@ -1,0 +1,44 @@
+//! DESIGN.md §2: dependency arrows point only at `shared` (`cashu-402`). The mint, the wallet
+//! and the merchant never depend on one another; only the test crate may depend on all.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+const ROLES: &[&str] = &["allowance-mint", "agent-wallet", "merchant"];
+
+#[test]
+fn roles_depend_only_on_shared() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members: Vec<String> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    for expected in ["cashu-402", "allowance-mint", "agent-wallet", "merchant", "e2e"] {
+        assert!(members.iter().any(|m| m == expected), "workspace lacks {expected}");
+    }
+    let mut arrows: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for package in meta["packages"].as_array().unwrap() {
+        let name = package["name"].as_str().unwrap();
+        for dep in package["dependencies"].as_array().unwrap() {
+            let dep_name = dep["name"].as_str().unwrap();
+            if members.iter().any(|m| m == dep_name) {
+                arrows.entry(name.to_string()).or_default().push(dep_name.to_string());
+            }
+        }
+    }
+    assert!(arrows.get("cashu-402").is_none(), "shared depends on a role: {arrows:?}");
+    for role in ROLES {
+        for dep in arrows.get(*role).into_iter().flatten() {
+            assert_eq!(dep, "cashu-402", "{role} depends on {dep}; only `shared` is allowed");
+        }
+    }
+}
