@@ -10,3 +10,6 @@ pub use cdk::nuts::{CurrencyUnit, PaymentRequest, Token};
 pub use cdk::Amount;
 
 pub mod error_body;
+pub mod nut24;
+
+pub use nut24::{parse_credential, Challenge, X_CASHU};
