@@ -47,6 +47,22 @@ mod tests {
 /// | 40800 | 408    | the request took longer than the server allows |
 /// | 41300 | 413    | the body is larger than the server accepts |
 /// | 50000 | 5xx    | an internal error; the body says nothing more, the server log does |
+///
+/// A paywall (NUT-24) answers a request it will not serve with one of these. Every refusal of a
+/// credential also carries a fresh `X-Cashu` challenge, so a client can pay again.
+///
+/// | code  | status | meaning |
+/// |-------|--------|---------|
+/// | 40200 | 402    | payment required: no credential was sent |
+/// | 40201 | 400    | the `X-Cashu` value is not a Cashu token |
+/// | 40202 | 400    | the token is from a mint the merchant does not accept |
+/// | 40203 | 400    | the token's unit is not the price's unit |
+/// | 40204 | 400    | the token is worth less than the price (plus the mint's input fee) |
+/// | 40205 | 400    | the proofs are not locked as the challenge asked |
+/// | 40206 | 400    | a proof lacks a valid DLEQ proof (NUT-12) for an offline check |
+/// | 40207 | 400    | the token was already spent (a replay) |
+/// | 40208 | 400    | the mint refused the token for another reason (the detail says which) |
+/// | 50300 | 503    | the mint cannot be reached; the token was not consumed, retry later |
 pub mod codes {
     pub const MALFORMED_REQUEST: u32 = 40000;
     pub const NOT_FOUND: u32 = 40400;
@@ -54,4 +70,15 @@ pub mod codes {
     pub const TIMEOUT: u32 = 40800;
     pub const BODY_TOO_LARGE: u32 = 41300;
     pub const INTERNAL: u32 = 50000;
+
+    pub const PAYMENT_REQUIRED: u32 = 40200;
+    pub const TOKEN_MALFORMED: u32 = 40201;
+    pub const MINT_NOT_ACCEPTED: u32 = 40202;
+    pub const UNIT_MISMATCH: u32 = 40203;
+    pub const AMOUNT_TOO_LOW: u32 = 40204;
+    pub const LOCK_INVALID: u32 = 40205;
+    pub const DLEQ_INVALID: u32 = 40206;
+    pub const TOKEN_SPENT: u32 = 40207;
+    pub const TOKEN_REFUSED: u32 = 40208;
+    pub const MINT_UNAVAILABLE: u32 = 50300;
 }
