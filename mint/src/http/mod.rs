@@ -16,7 +16,8 @@ use cdk::Mint;
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::config::HttpConfig;
 use crate::lightning::Backend;
@@ -60,9 +61,14 @@ pub async fn router(state: AppState, http: &HttpConfig) -> Result<Router, Router
         ))
         .layer(middleware::from_fn(errors::normalize_errors))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                tracing::info_span!("http", method = %req.method(), path = %log_path(req.uri().path()))
-            }),
+            // One line per answered request (status, latency) at INFO; headers and bodies are
+            // never logged, since they may carry tokens.
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    tracing::info_span!("http", method = %req.method(), path = %log_path(req.uri().path()))
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                .on_failure(DefaultOnFailure::new().level(Level::WARN)),
         );
     Ok(app)
 }
