@@ -1,0 +1,4 @@
+#[path = "e2e/client_errors.rs"]
+mod client_errors;
+#[path = "e2e/support.rs"]
+mod support;
