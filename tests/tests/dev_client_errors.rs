@@ -1,4 +1,2 @@
-#[path = "e2e/client_errors.rs"]
-mod client_errors;
-#[path = "e2e/support.rs"]
-mod support;
+#[path = "e2e/support.rs"] mod support;
+#[path = "e2e/client_errors.rs"] mod client_errors;
