@@ -1,6 +1,8 @@
 //! The `allowance-mint` binary as an operator meets it: subcommands and refusals of bad config.
 //! (Serving and the Cashu API are exercised end to end in the workspace's `tests/` crate.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 fn mint() -> Command {
@@ -135,9 +137,15 @@ fn every_deploy_example_config_parses() {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // Backends whose files exist only on a real node cannot be validated here; the others can.
         if config.lightning.backend == allowance_mint::lightning::Backend::Fake {
-            config.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            config
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
         seen += 1;
     }
-    assert!(seen >= 4, "expected an example per backend in {}", dir.display());
+    assert!(
+        seen >= 4,
+        "expected an example per backend in {}",
+        dir.display()
+    );
 }

@@ -3,6 +3,7 @@
 
 pub mod errors;
 pub mod metrics;
+pub mod quote_expiry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,13 @@ pub async fn router(state: AppState, http: &HttpConfig) -> Result<Router, Router
         );
     let app = cashu
         .merge(ops)
+        .route_layer(middleware::from_fn_with_state(
+            quote_expiry::ExpiryGuard {
+                mint: state.mint.clone(),
+                body_limit: http.body_limit_bytes,
+            },
+            quote_expiry::refuse_expired_melts,
+        ))
         .route_layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
         .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
