@@ -1,4 +1,2 @@
-#[path = "e2e/nuts.rs"]
-mod nuts;
-#[path = "e2e/support.rs"]
-mod support;
+#[path = "e2e/support.rs"] mod support;
+#[path = "e2e/nuts.rs"] mod nuts;
