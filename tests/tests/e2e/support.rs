@@ -49,6 +49,22 @@ impl MintProcess {
 
     /// Starts (or restarts) a mint on `data_dir`, listening on `port` (0 for any).
     pub fn start_on(data_dir: PathBuf, config: &str, port: u16) -> Self {
+        Self::start_on_with_env(data_dir, config, port, &[])
+    }
+
+    /// [`MintProcess::start`] with extra environment variables for the mint process (for
+    /// secrets given as `env:NAME` in `config`).
+    pub fn start_with_env(root: &Path, config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_on_with_env(root.join("mint-data"), config, 0, env)
+    }
+
+    /// [`MintProcess::start_on`] with extra environment variables for the mint process.
+    pub fn start_on_with_env(
+        data_dir: PathBuf,
+        config: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
         std::fs::create_dir_all(&data_dir).unwrap();
         let config_file = data_dir.with_extension("toml");
         std::fs::write(&config_file, config).unwrap();
@@ -67,6 +83,7 @@ impl MintProcess {
             .arg(format!("127.0.0.1:{port}"))
             .env_remove("ALLOWANCE_MINT_PUBLIC_URL")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -163,6 +180,11 @@ impl Restartable {
 
     pub fn start_with_config(self, config: &str) -> MintProcess {
         MintProcess::start_on(self.data_dir, config, self.port)
+    }
+
+    /// Restarts with the same config and extra environment variables for the mint process.
+    pub fn start_with_env(self, env: &[(&str, &str)]) -> MintProcess {
+        MintProcess::start_on_with_env(self.data_dir, &self.config, self.port, env)
     }
 }
 
