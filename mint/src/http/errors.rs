@@ -37,6 +37,22 @@ const SAFE_UNKNOWN_DETAILS: &[&str] = &[
 /// "this is not a payment request": the client's mistake, so they get our malformed code.
 const CDK_MALFORMED_DETAILS: &[&str] = &["Invalid payment method", "Invalid payment request"];
 
+/// cdk 0.18.3 has no code for a failed HTLC (NUT-14) spend and sends these under its catch-all;
+/// they are the client's witness failing, Cashu's 20008 "witness missing or invalid".
+const CDK_WITNESS_DETAILS: &[&str] = &[
+    "Secret is not a HTLC secret",
+    "Locktime in past",
+    "Invalid signature",
+    "Hash required",
+    "Hash is not valid",
+    "Preimage does not match",
+    "Preimage must be valid hex encoding",
+    "Preimage must be exactly 32 bytes (64 hex characters)",
+    "Witness did not provide signatures",
+    "HTLC spend conditions are not met",
+];
+const WITNESS_MISSING_OR_INVALID: u32 = 20008;
+
 /// Cashu's "blinded message already signed" (NUT-00), which cdk 0.18.3 does not send for outputs
 /// it has seen before (see [`remap_cdk`]).
 const BLINDED_MESSAGE_ALREADY_SIGNED: u32 = 11003;
@@ -174,6 +190,9 @@ fn remap_cdk(route: Option<OutputsRoute>, cashu: ErrorBody, request_body: &[u8])
     }
     if cashu.code == CDK_UNKNOWN && CDK_MALFORMED_DETAILS.contains(&cashu.detail.as_str()) {
         return ErrorBody::new(codes::MALFORMED_REQUEST, cashu.detail);
+    }
+    if cashu.code == CDK_UNKNOWN && CDK_WITNESS_DETAILS.contains(&cashu.detail.as_str()) {
+        return ErrorBody::new(WITNESS_MISSING_OR_INVALID, cashu.detail);
     }
     cashu
 }
@@ -377,6 +396,15 @@ mod tests {
         assert_eq!(read.len(), body.len());
         assert!(recorded.lock().map_err(|e| e.to_string())?.is_none());
         Ok(())
+    }
+
+    #[test]
+    fn failed_htlc_witness_is_20008_not_internal() {
+        let cdk = ErrorBody::new(CDK_UNKNOWN, "Preimage does not match");
+        let out = remap_cdk(None, cdk, b"{}");
+        assert_eq!(out, ErrorBody::new(20008, "Preimage does not match"));
+        let other = ErrorBody::new(CDK_UNKNOWN, "database is locked");
+        assert_eq!(remap_cdk(None, other.clone(), b"{}"), other, "left for the internal-error rule");
     }
 
     #[test]

@@ -7,4 +7,6 @@
 mod support;
 
 mod architecture;
+mod client_errors;
+mod nuts;
 mod smoke;

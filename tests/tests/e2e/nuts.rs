@@ -429,17 +429,20 @@ async fn nut14_htlc_token_needs_the_preimage() {
     let proofs = token.proofs(&keysets(&mint).await).unwrap();
 
     // The mint refuses the proofs without a preimage and with the wrong one. cdk 0.18.3 has no
-    // NUT code for HTLC failures: it answers 400 with its catch-all 50000, whose detail
-    // ("Preimage does not match") the mint's error layer hides as "Internal error".
+    // NUT code for HTLC failures (it sends its catch-all 50000); the mint's error layer maps
+    // them to 20008 "witness missing or invalid", keeping cdk's detail.
     let id = active_keyset(&mint).await;
     let (status, body) = post(&mint, "/v1/swap", &swap_request(id, proofs.clone())).await;
     assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], 20008, "{body}");
     let mut with_wrong = proofs;
     for p in &mut with_wrong {
         p.add_preimage(wrong.clone());
     }
     let (status, body) = post(&mint, "/v1/swap", &swap_request(id, with_wrong)).await;
     assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], 20008, "{body}");
+    assert_eq!(body["detail"], "Preimage does not match", "{body}");
 
     let receiver = wallet(&mint.url, &dir.path().join("r")).await;
     let opts = |p: &str| ReceiveOptions {

@@ -1,2 +1,0 @@
-#[path = "e2e/support.rs"] mod support;
-#[path = "e2e/nuts.rs"] mod nuts;
