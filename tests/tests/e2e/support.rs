@@ -300,3 +300,12 @@ pub fn http() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+impl MintProcess {
+    /// Stops the mint (SIGTERM) and returns everything it logged.
+    pub fn stop_and_read_log(self) -> String {
+        let log_file = self.log_file.clone();
+        self.stop();
+        std::fs::read_to_string(log_file).unwrap_or_default()
+    }
+}
