@@ -404,7 +404,11 @@ mod tests {
         let out = remap_cdk(None, cdk, b"{}");
         assert_eq!(out, ErrorBody::new(20008, "Preimage does not match"));
         let other = ErrorBody::new(CDK_UNKNOWN, "database is locked");
-        assert_eq!(remap_cdk(None, other.clone(), b"{}"), other, "left for the internal-error rule");
+        assert_eq!(
+            remap_cdk(None, other.clone(), b"{}"),
+            other,
+            "left for the internal-error rule"
+        );
     }
 
     #[test]

@@ -10,11 +10,21 @@ const ROLES: &[&str] = &["allowance-mint", "agent-wallet", "merchant"];
 fn roles_depend_only_on_shared() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let members: Vec<String> = meta["packages"]
         .as_array()
@@ -22,8 +32,17 @@ fn roles_depend_only_on_shared() {
         .iter()
         .map(|p| p["name"].as_str().unwrap().to_string())
         .collect();
-    for expected in ["cashu-402", "allowance-mint", "agent-wallet", "merchant", "e2e"] {
-        assert!(members.iter().any(|m| m == expected), "workspace lacks {expected}");
+    for expected in [
+        "cashu-402",
+        "allowance-mint",
+        "agent-wallet",
+        "merchant",
+        "e2e",
+    ] {
+        assert!(
+            members.iter().any(|m| m == expected),
+            "workspace lacks {expected}"
+        );
     }
     let mut arrows: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for package in meta["packages"].as_array().unwrap() {
@@ -31,14 +50,23 @@ fn roles_depend_only_on_shared() {
         for dep in package["dependencies"].as_array().unwrap() {
             let dep_name = dep["name"].as_str().unwrap();
             if members.iter().any(|m| m == dep_name) {
-                arrows.entry(name.to_string()).or_default().push(dep_name.to_string());
+                arrows
+                    .entry(name.to_string())
+                    .or_default()
+                    .push(dep_name.to_string());
             }
         }
     }
-    assert!(arrows.get("cashu-402").is_none(), "shared depends on a role: {arrows:?}");
+    assert!(
+        arrows.get("cashu-402").is_none(),
+        "shared depends on a role: {arrows:?}"
+    );
     for role in ROLES {
         for dep in arrows.get(*role).into_iter().flatten() {
-            assert_eq!(dep, "cashu-402", "{role} depends on {dep}; only `shared` is allowed");
+            assert_eq!(
+                dep, "cashu-402",
+                "{role} depends on {dep}; only `shared` is allowed"
+            );
         }
     }
 }

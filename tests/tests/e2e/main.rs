@@ -8,5 +8,7 @@ mod support;
 
 mod architecture;
 mod client_errors;
+mod interop_nutshell;
 mod nuts;
+mod postgres;
 mod smoke;
