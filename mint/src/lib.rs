@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod data_dir;
 pub mod http;
 pub mod lightning;
 pub mod mint_setup;
@@ -29,6 +30,7 @@ pub struct App {
     pub mint: Arc<Mint>,
     pub backend: lightning::Backend,
     pub storage: String,
+    pub lock: data_dir::DataDirLock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,5 +61,6 @@ pub async fn app(config: &Config) -> Result<App, AppError> {
         mint: assembled.mint,
         backend: assembled.backend,
         storage: assembled.storage,
+        lock: assembled.lock,
     })
 }

@@ -11,6 +11,7 @@ use cdk::types::QuoteTTL;
 use cdk::Mint;
 
 use crate::config::Config;
+use crate::data_dir::{DataDirLock, LockError};
 use crate::lightning::{self, Backend, LightningError, FAKE_BACKEND_WARNING};
 use crate::seed::{self, SeedError, SeedSource};
 use crate::storage::{self, StorageError};
@@ -31,6 +32,8 @@ pub enum SetupError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error(transparent)]
     Seed(#[from] SeedError),
     #[error(transparent)]
     Lightning(#[from] LightningError),
@@ -43,6 +46,8 @@ pub struct Assembled {
     pub mint: Arc<Mint>,
     pub backend: Backend,
     pub storage: String,
+    /// Keeps other processes off the data directory while this mint lives.
+    pub lock: DataDirLock,
 }
 
 /// Builds the mint from `config` (already validated) without starting its background tasks.
@@ -52,6 +57,7 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
         path: config.data_dir.clone(),
         source,
     })?;
+    let lock = DataDirLock::acquire(&config.data_dir)?;
     let storage = storage::open(config).await?;
     let (seed, source) = seed::load_or_generate(config.seed.as_ref(), &config.data_dir)?;
     match &source {
@@ -120,6 +126,7 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
         mint: Arc::new(mint),
         backend,
         storage: storage.description,
+        lock,
     })
 }
 

@@ -149,3 +149,47 @@ fn every_deploy_example_config_parses() {
         dir.display()
     );
 }
+
+#[test]
+fn a_second_process_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serving = mint()
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it is serving (it prints its address once bound and built).
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serving.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    let out = mint()
+        .args(["keyset", "rotate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let _ = serving.kill();
+    let _ = serving.wait();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use by another allowance-mint process"),
+        "{err}"
+    );
+    // Once the first is gone (even killed), the directory is free again.
+    let out = mint()
+        .args(["keyset", "list", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
