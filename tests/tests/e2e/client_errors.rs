@@ -5,7 +5,6 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cdk::amount::SplitTarget;
@@ -21,34 +20,34 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 // Cashu's codes (cdk-common `ErrorCode`).
-const TOKEN_ALREADY_SPENT: u64 = 11001;
-const TOKEN_PENDING: u64 = 11002;
-const BLINDED_MESSAGE_ALREADY_SIGNED: u64 = 11003;
-const TRANSACTION_UNBALANCED: u64 = 11005;
-const AMOUNT_OUT_OF_LIMIT_RANGE: u64 = 11006;
-const DUPLICATE_OUTPUTS: u64 = 11008;
-const MAX_OUTPUTS_EXCEEDED: u64 = 11015;
-const KEYSET_NOT_FOUND: u64 = 12001;
-const QUOTE_NOT_PAID: u64 = 20001;
-const TOKENS_ALREADY_ISSUED: u64 = 20002;
-const QUOTE_EXPIRED: u64 = 20007;
+pub(crate) const TOKEN_ALREADY_SPENT: u64 = 11001;
+pub(crate) const TOKEN_PENDING: u64 = 11002;
+pub(crate) const BLINDED_MESSAGE_ALREADY_SIGNED: u64 = 11003;
+pub(crate) const TRANSACTION_UNBALANCED: u64 = 11005;
+pub(crate) const AMOUNT_OUT_OF_LIMIT_RANGE: u64 = 11006;
+pub(crate) const DUPLICATE_OUTPUTS: u64 = 11008;
+pub(crate) const MAX_OUTPUTS_EXCEEDED: u64 = 11015;
+pub(crate) const KEYSET_NOT_FOUND: u64 = 12001;
+pub(crate) const QUOTE_NOT_PAID: u64 = 20001;
+pub(crate) const TOKENS_ALREADY_ISSUED: u64 = 20002;
+pub(crate) const QUOTE_EXPIRED: u64 = 20007;
 /// cdk answers an unknown quote id with its catch-all code and the detail "Unknown quote".
-const CDK_UNKNOWN: u64 = 50000;
+pub(crate) const CDK_UNKNOWN: u64 = 50000;
 
 // Our codes for what the NUTs give no code to (`cashu_402::error_body::codes`).
-const MALFORMED_REQUEST: u64 = 40000;
-const NOT_FOUND: u64 = 40400;
-const METHOD_NOT_ALLOWED: u64 = 40500;
-const BODY_TOO_LARGE: u64 = 41300;
+pub(crate) const MALFORMED_REQUEST: u64 = 40000;
+pub(crate) const NOT_FOUND: u64 = 40400;
+pub(crate) const METHOD_NOT_ALLOWED: u64 = 40500;
+pub(crate) const BODY_TOO_LARGE: u64 = 41300;
 
 /// Limits of the shared fixture, in sat.
-const MINT_MIN: u64 = 5;
-const MINT_MAX: u64 = 100_000;
-const MELT_MIN: u64 = 5;
-const MELT_MAX: u64 = 50_000;
-const MAX_OUTPUTS: usize = 64;
+pub(crate) const MINT_MIN: u64 = 5;
+pub(crate) const MINT_MAX: u64 = 100_000;
+pub(crate) const MELT_MIN: u64 = 5;
+pub(crate) const MELT_MAX: u64 = 50_000;
+pub(crate) const MAX_OUTPUTS: usize = 64;
 
-fn limits_config() -> String {
+pub(crate) fn limits_config() -> String {
     format!(
         "[limits]\nmint_min = {MINT_MIN}\nmint_max = {MINT_MAX}\nmelt_min = {MELT_MIN}\n\
          melt_max = {MELT_MAX}\nmax_outputs = {MAX_OUTPUTS}\n"
@@ -56,14 +55,14 @@ fn limits_config() -> String {
 }
 
 /// A mint with a wallet that can fetch proofs from it.
-struct Fixture {
-    _dir: tempfile::TempDir,
-    mint: MintProcess,
-    wallet: Wallet,
+pub(crate) struct Fixture {
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) mint: MintProcess,
+    pub(crate) wallet: Wallet,
 }
 
 impl Fixture {
-    async fn start(config: &str) -> Self {
+    pub(crate) async fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mint = MintProcess::start(dir.path(), config);
         let wallet = wallet(&mint.url, &dir.path().join("w")).await;
@@ -74,12 +73,12 @@ impl Fixture {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.mint.url)
     }
 
     /// Fresh proofs worth `amount`, minted by the wallet (fewest proofs).
-    async fn proofs(&self, amount: u64) -> Proofs {
+    pub(crate) async fn proofs(&self, amount: u64) -> Proofs {
         let quote = self
             .wallet
             .mint_quote(
@@ -110,7 +109,7 @@ impl Fixture {
     }
 
     /// Blinded messages worth `amount` for the active keyset (fewest outputs).
-    async fn outputs(&self, amount: u64) -> Vec<BlindedMessage> {
+    pub(crate) async fn outputs(&self, amount: u64) -> Vec<BlindedMessage> {
         let keyset = self.wallet.active_keyset().await.unwrap();
         let fees = self
             .wallet
@@ -123,7 +122,7 @@ impl Fixture {
     }
 
     /// A bolt11 mint quote created over raw HTTP (no NUT-20 key), paid by the fake backend.
-    async fn paid_mint_quote(&self, amount: u64) -> String {
+    pub(crate) async fn paid_mint_quote(&self, amount: u64) -> String {
         let quote = self.mint_quote(amount).await;
         eventually("the fake backend to pay the mint quote", || {
             let url = self.url(&format!("/v1/mint/quote/bolt11/{quote}"));
@@ -137,7 +136,7 @@ impl Fixture {
         quote
     }
 
-    async fn mint_quote(&self, amount: u64) -> String {
+    pub(crate) async fn mint_quote(&self, amount: u64) -> String {
         let a = post(
             &self.url("/v1/mint/quote/bolt11"),
             json!({"amount": amount, "unit": "sat"}),
@@ -148,7 +147,7 @@ impl Fixture {
     }
 
     /// A bolt11 melt quote for `invoice`: (quote id, amount + fee reserve, expiry).
-    async fn melt_quote(&self, invoice: &str) -> (String, u64, u64) {
+    pub(crate) async fn melt_quote(&self, invoice: &str) -> (String, u64, u64) {
         let a = post(
             &self.url("/v1/melt/quote/bolt11"),
             json!({"request": invoice, "unit": "sat"}),
@@ -164,7 +163,7 @@ impl Fixture {
         )
     }
 
-    async fn swap(&self, inputs: Proofs, outputs: Vec<BlindedMessage>) -> Answer {
+    pub(crate) async fn swap(&self, inputs: Proofs, outputs: Vec<BlindedMessage>) -> Answer {
         post(
             &self.url("/v1/swap"),
             json!(SwapRequest::new(inputs, outputs)),
@@ -172,7 +171,7 @@ impl Fixture {
         .await
     }
 
-    async fn mint(&self, quote: &str, outputs: Vec<BlindedMessage>) -> Answer {
+    pub(crate) async fn mint(&self, quote: &str, outputs: Vec<BlindedMessage>) -> Answer {
         let request = MintRequest {
             quote: quote.to_string(),
             outputs,
@@ -182,7 +181,7 @@ impl Fixture {
     }
 
     /// NUT-07 states ("UNSPENT", "PENDING", "SPENT") of `proofs`, in order.
-    async fn states(&self, proofs: &Proofs) -> Vec<String> {
+    pub(crate) async fn states(&self, proofs: &Proofs) -> Vec<String> {
         let ys = proofs.iter().map(|p| p.y().unwrap()).collect();
         let a = post(&self.url("/v1/checkstate"), json!(CheckStateRequest { ys })).await;
         assert_eq!(a.status, 200, "{}", a.raw);
@@ -195,7 +194,7 @@ impl Fixture {
     }
 
     /// The hostile requests did not take the server down.
-    async fn assert_alive(&self) {
+    pub(crate) async fn assert_alive(&self) {
         let a = send(http().get(self.url("/health"))).await;
         assert_eq!(a.status, 200, "GET /health after the errors: {}", a.raw);
         assert_eq!(a.body["status"], "ok");
@@ -203,14 +202,14 @@ impl Fixture {
 }
 
 /// An answer as the client sees it.
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Value,
-    raw: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: Value,
+    pub(crate) raw: String,
 }
 
-async fn send(request: reqwest::RequestBuilder) -> Answer {
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Answer {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let content_type = response
@@ -230,13 +229,13 @@ async fn send(request: reqwest::RequestBuilder) -> Answer {
 }
 
 /// POSTs `body` (anything serializable, through `json!`) as JSON.
-async fn post(url: &str, body: Value) -> Answer {
+pub(crate) async fn post(url: &str, body: Value) -> Answer {
     send(http().post(url).json(&body)).await
 }
 
 /// Asserts a Cashu error answer with exactly `status` and `code`, and returns its detail.
 #[track_caller]
-fn assert_error(what: &str, a: &Answer, status: u16, code: u64) -> String {
+pub(crate) fn assert_error(what: &str, a: &Answer, status: u16, code: u64) -> String {
     assert_eq!(a.status, status, "{what}: status; body {}", a.raw);
     assert!(
         a.content_type.starts_with("application/json"),
@@ -267,7 +266,7 @@ fn assert_error(what: &str, a: &Answer, status: u16, code: u64) -> String {
 
 /// A client-facing detail names nothing internal: no database, SQL, source files or paths.
 #[track_caller]
-fn assert_clean(what: &str, detail: &str) {
+pub(crate) fn assert_clean(what: &str, detail: &str) {
     assert!(!detail.is_empty(), "{what}: empty detail");
     let lower = detail.to_lowercase();
     for needle in [
@@ -294,11 +293,11 @@ fn assert_clean(what: &str, detail: &str) {
     }
 }
 
-fn sum(proofs: &Proofs) -> u64 {
+pub(crate) fn sum(proofs: &Proofs) -> u64 {
     proofs.iter().map(|p| u64::from(p.amount)).sum()
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -306,7 +305,7 @@ fn unix_now() -> u64 {
 }
 
 /// A well-formed UUID no mint has issued.
-fn random_quote_id() -> String {
+pub(crate) fn random_quote_id() -> String {
     let mut b = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -323,187 +322,11 @@ fn random_quote_id() -> String {
 }
 
 /// A well-formed keyset id (V1, `00` + 7 bytes) that no mint has.
-fn unknown_keyset_id() -> Id {
+pub(crate) fn unknown_keyset_id() -> Id {
     let mut b = [0u8; 7];
     rand::thread_rng().fill_bytes(&mut b);
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("00{h}").parse().unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_requests_are_400_with_code_40000() {
-    let f = Fixture::start(&limits_config()).await;
-    let swap = f.url("/v1/swap");
-    let valid_shape = r#"{"inputs": [], "outputs": []}"#;
-    let cases: Vec<(&str, reqwest::RequestBuilder)> = vec![
-        (
-            "JSON syntax error",
-            http()
-                .post(&swap)
-                .header("content-type", "application/json")
-                .body(r#"{"inputs": ["#),
-        ),
-        (
-            "wrong shape: inputs is a string",
-            http()
-                .post(&swap)
-                .json(&json!({"inputs": "x", "outputs": []})),
-        ),
-        (
-            "wrong shape: missing fields",
-            http().post(&swap).json(&json!({})),
-        ),
-        (
-            "wrong shape: bad point in outputs",
-            http().post(&swap).json(&json!({"inputs": [], "outputs": [
-                {"amount": 1, "id": "009a1f293253e41e", "B_": "zz"}
-            ]})),
-        ),
-        (
-            "wrong content type",
-            http()
-                .post(&swap)
-                .header("content-type", "text/plain")
-                .body(valid_shape),
-        ),
-        ("no content type", http().post(&swap).body(valid_shape)),
-        (
-            "checkstate with a non-point Y",
-            http()
-                .post(f.url("/v1/checkstate"))
-                .json(&json!({"Ys": ["zz"]})),
-        ),
-        (
-            "mint quote with a negative amount",
-            http()
-                .post(f.url("/v1/mint/quote/bolt11"))
-                .json(&json!({"amount": -5, "unit": "sat"})),
-        ),
-        (
-            "mint quote with no amount field",
-            http()
-                .post(f.url("/v1/mint/quote/bolt11"))
-                .json(&json!({"unit": "sat"})),
-        ),
-        (
-            "melt quote for something that is no invoice",
-            http()
-                .post(f.url("/v1/melt/quote/bolt11"))
-                .json(&json!({"request": "lnbc-not-an-invoice", "unit": "sat"})),
-        ),
-        (
-            "melt with inputs of the wrong shape",
-            http()
-                .post(f.url("/v1/melt/bolt11"))
-                .json(&json!({"quote": random_quote_id(), "inputs": 5})),
-        ),
-        (
-            "mint with a quote id that is no quote id",
-            http()
-                .post(f.url("/v1/mint/bolt11"))
-                .json(&json!({"quote": "!!not an id!!", "outputs": []})),
-        ),
-    ];
-    for (what, request) in cases {
-        let a = send(request).await;
-        let detail = assert_error(what, &a, 400, MALFORMED_REQUEST);
-        assert!(detail.len() < 400, "{what}: detail echoes too much");
-    }
-    f.assert_alive().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_route_is_404_and_wrong_method_is_405() {
-    let f = Fixture::start("").await;
-    for path in ["/v1/nope", "/v2/swap", "/", "/v1/keys/extra/segments"] {
-        let a = send(http().get(f.url(path))).await;
-        assert_error(&format!("GET {path}"), &a, 404, NOT_FOUND);
-    }
-    let a = post(&f.url("/v1/nope"), json!({})).await;
-    assert_error("POST /v1/nope", &a, 404, NOT_FOUND);
-
-    let a = send(http().get(f.url("/v1/swap"))).await;
-    assert_error("GET /v1/swap", &a, 405, METHOD_NOT_ALLOWED);
-    let a = send(http().delete(f.url("/v1/keys"))).await;
-    assert_error("DELETE /v1/keys", &a, 405, METHOD_NOT_ALLOWED);
-    f.assert_alive().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_body_is_413_with_code_41300() {
-    let f = Fixture::start("[http]\nbody_limit_bytes = 1024\n").await;
-    let big = json!({"inputs": [], "outputs": [], "pad": "x".repeat(8 * 1024)});
-
-    // With a Content-Length the limit applies before the body is read.
-    let a = post(&f.url("/v1/swap"), big.clone()).await;
-    assert_error("8 KiB body with Content-Length", &a, 413, BODY_TOO_LARGE);
-    let a = post(&f.url("/v1/mint/quote/bolt11"), big.clone()).await;
-    assert_error("8 KiB mint quote", &a, 413, BODY_TOO_LARGE);
-
-    // Chunked, with no Content-Length: the limit applies while reading.
-    let body = serde_json::to_vec(&big).unwrap();
-    let port = f.mint.port;
-    let (status, raw) = tokio::task::spawn_blocking(move || chunked_post(port, "/v1/swap", &body))
-        .await
-        .unwrap();
-    let a = Answer {
-        status,
-        content_type: "application/json".into(),
-        body: serde_json::from_str(&raw).unwrap_or(Value::Null),
-        raw,
-    };
-    assert_error("8 KiB chunked body", &a, 413, BODY_TOO_LARGE);
-
-    // A body under the limit still gets through to cdk.
-    let a = post(&f.url("/v1/swap"), json!({"inputs": [], "outputs": []})).await;
-    assert!(a.status < 500, "{}", a.raw);
-    f.assert_alive().await;
-}
-
-/// POSTs `body` with `Transfer-Encoding: chunked` over a raw socket; returns status and body.
-fn chunked_post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    for chunk in body.chunks(512) {
-        // The server may answer and close before it has read everything.
-        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-            .and_then(|_| s.write_all(chunk))
-            .and_then(|_| s.write_all(b"\r\n"))
-            .is_err()
-        {
-            break;
-        }
-    }
-    let _ = s.write_all(b"0\r\n\r\n");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    (status, body)
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

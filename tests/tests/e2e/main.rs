@@ -8,7 +8,10 @@ mod support;
 
 mod architecture;
 mod client_errors;
+mod crash;
+mod http_errors;
 mod interop_nutshell;
+mod lifecycle;
 mod nuts;
 mod postgres;
 mod smoke;
