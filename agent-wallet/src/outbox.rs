@@ -19,7 +19,9 @@
 //! Leaving the outbox and writing the final outcome into the ledger row happen in one SQLite
 //! transaction, and only if the outbox row still exists: a payment is resolved exactly once.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
+#[cfg(test)]
+use rusqlite::OptionalExtension;
 
 use crate::error::WalletError;
 use crate::ledger::{LedgerEntry, Outcome};

@@ -85,6 +85,7 @@ fn pending_payments_count_against_the_caps() {
         max_per_host_per_day: Some(15),
         ..Policy::default()
     };
+    let policy = &policy;
     let check = |cost: u64| move |spent: Spent| policy.check_cost("h", cost, None, spent);
     store
         .reserve(&entry("a", "h", 10, 0), &row("a", 10), check(10))
