@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use cdk::cdk_database::WalletDatabase;
 use cdk::mint_url::MintUrl;
+use cdk::wallet::types::{SendSagaState, WalletSagaState};
 
 use crate::error::WalletError;
 use crate::ledger::LedgerEntry;
@@ -41,7 +42,16 @@ impl AgentWallet {
             ..RecoveryReport::default()
         };
         let outbox = self.store.outbox()?;
-        let sagas = self.wallet_db().get_incomplete_sagas().await?;
+        // A send saga in `TokenCreated` is a token handed out (or a payment already answered)
+        // waiting to be claimed: not interrupted work. Only the others need cdk's recovery, so
+        // an ordinary open stays offline.
+        let sagas: Vec<_> = self
+            .wallet_db()
+            .get_incomplete_sagas()
+            .await?
+            .into_iter()
+            .filter(|s| !matches!(s.state, WalletSagaState::Send(SendSagaState::TokenCreated)))
+            .collect();
         if outbox.is_empty() && sagas.is_empty() {
             return Ok(report);
         }
