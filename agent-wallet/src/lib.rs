@@ -89,6 +89,7 @@ mod recovery;
 mod seed;
 mod settle;
 mod store;
+mod tokens;
 mod wallet;
 
 pub use config::{Config, CONFIG_FILE};
