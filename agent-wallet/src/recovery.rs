@@ -1,0 +1,108 @@
+//! Crash recovery, run by every [`AgentWallet::open`]: finish cdk's interrupted sagas, then
+//! settle every payment left in the outbox.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use cdk::cdk_database::WalletDatabase;
+use cdk::mint_url::MintUrl;
+use cdk::wallet::types::{SendSagaState, WalletSagaState};
+
+use crate::error::WalletError;
+use crate::ledger::LedgerEntry;
+use crate::oplock;
+use crate::outbox::{resolve, OutboxState, Settlement, Trigger};
+use crate::wallet::AgentWallet;
+
+/// What a recovery did.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// False when an operation was under way (in this or another process), so recovery
+    /// waited for a later open.
+    pub ran: bool,
+    /// Payments settled now, with their final ledger rows.
+    pub resolved: Vec<LedgerEntry>,
+    /// Payments still in the outbox (their mint could not be asked).
+    pub still_pending: usize,
+}
+
+impl AgentWallet {
+    /// Recovers what a crash left: cdk's unfinished sagas (swaps, sends, receives), then every
+    /// payment in the outbox. A payment whose token never left is taken back (`failed`); one
+    /// whose token may have reached the server is checked at the mint (NUT-07): unspent, it is
+    /// taken back (`failed`); spent, it is `unknown` (paid, answer lost) and counted once.
+    /// Runs only when no payment, send or receive is under way in any process.
+    pub async fn recover(&self) -> Result<RecoveryReport, WalletError> {
+        let Some(_lock) = oplock::try_exclusive(&self.data_dir)? else {
+            tracing::debug!("an operation is under way; recovery waits for a later open");
+            return Ok(RecoveryReport::default());
+        };
+        let mut report = RecoveryReport {
+            ran: true,
+            ..RecoveryReport::default()
+        };
+        let outbox = self.store.outbox()?;
+        // A send saga in `TokenCreated` is a token handed out (or a payment already answered)
+        // waiting to be claimed: not interrupted work. Only the others need cdk's recovery, so
+        // an ordinary open stays offline.
+        let sagas: Vec<_> = self
+            .wallet_db()
+            .get_incomplete_sagas()
+            .await?
+            .into_iter()
+            .filter(|s| !matches!(s.state, WalletSagaState::Send(SendSagaState::TokenCreated)))
+            .collect();
+        if outbox.is_empty() && sagas.is_empty() {
+            return Ok(report);
+        }
+
+        let mints: BTreeSet<MintUrl> = sagas
+            .iter()
+            .map(|s| s.mint_url.clone())
+            .chain(
+                outbox
+                    .iter()
+                    .filter_map(|r| MintUrl::from_str(&r.mint).ok()),
+            )
+            .collect();
+        for mint in mints {
+            let wallet = self.wallet_for(&mint)?;
+            match tokio::time::timeout(self.recovery_timeout, wallet.recover_incomplete_sagas())
+                .await
+            {
+                Ok(Ok(r)) => tracing::debug!(%mint, ?r, "cdk saga recovery"),
+                Ok(Err(e)) => tracing::warn!(%mint, "cdk saga recovery failed: {e}"),
+                Err(_) => tracing::warn!(%mint, "cdk saga recovery timed out"),
+            }
+        }
+
+        for row in outbox {
+            let trigger = match row.state {
+                OutboxState::Prepared => Trigger::NeverSent,
+                OutboxState::InFlight => Trigger::NoAnswer,
+            };
+            let settlement =
+                match tokio::time::timeout(self.recovery_timeout, self.settle(&row)).await {
+                    Ok(s) => s,
+                    Err(_) => Settlement::Undetermined("timed out".into()),
+                };
+            match resolve(trigger, &settlement, &row) {
+                Some(resolution) => {
+                    if let Some(entry) = self.store.finish(&row.id, &resolution)? {
+                        tracing::info!(
+                            payment = %entry.id,
+                            outcome = %entry.outcome,
+                            "settled a payment left in flight"
+                        );
+                        report.resolved.push(entry);
+                    }
+                }
+                None => {
+                    tracing::warn!(payment = %row.id, ?settlement, "payment still unsettled");
+                    report.still_pending += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
