@@ -14,17 +14,23 @@
 
 pub use cashu_402;
 
+pub mod auto_settle;
 pub mod error;
 pub mod indoubt;
+pub mod invoice_source;
 pub mod layer;
 pub mod merchant;
 pub mod paywall;
 mod redeem;
 pub mod seed;
+pub mod settle;
 pub mod store;
 pub mod verify;
 
+pub use auto_settle::{AutoSettleConfig, AutoSettler};
 pub use error::{refusal_response, PaywallError};
 pub use layer::{PaywallLayer, PaywallService};
 pub use merchant::{Balance, Merchant, MerchantError};
 pub use paywall::{Offer, Paid, Paywall, PaywallOptions, Price};
+pub use settle::{settle, SettleError};
+pub use store::{Settlement, SettlementSource, Store};

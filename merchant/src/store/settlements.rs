@@ -160,13 +160,31 @@ impl Store {
 
     /// Settlements, newest first.
     pub async fn settlements(&self, limit: usize) -> Result<Vec<Settlement>, StoreError> {
+        self.query_settlements("ORDER BY id DESC LIMIT ?1", to_i64(limit as u64))
+            .await
+    }
+
+    /// One settlement by id.
+    pub async fn settlement(&self, id: i64) -> Result<Option<Settlement>, StoreError> {
+        Ok(self
+            .query_settlements("WHERE id = ?1", id)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn query_settlements(
+        &self,
+        tail: &'static str,
+        arg: i64,
+    ) -> Result<Vec<Settlement>, StoreError> {
         self.with(move |conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT id, created_at, updated_at, mint_url, unit, amount, fee_reserve, fee,
                         invoice, quote_id, outcome, detail, source
-                 FROM settlements ORDER BY id DESC LIMIT ?1",
-            )?;
-            let rows = stmt.query_map(params![to_i64(limit as u64)], |r| {
+                 FROM settlements {tail}"
+            ))?;
+            let rows = stmt.query_map(params![arg], |r| {
                 Ok((
                     Settlement {
                         id: r.get(0)?,
