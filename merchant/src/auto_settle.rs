@@ -159,11 +159,17 @@ impl AutoSettler {
                 .melt_quote(PaymentMethod::BOLT11, &invoice, None, None)
                 .await
                 .map_err(AutoSettleError::Quote)?;
-            let needed = u64::from(quote.amount.checked_add(quote.fee_reserve).unwrap_or(Amount::from(u64::MAX)));
+            let needed = u64::from(
+                quote
+                    .amount
+                    .checked_add(quote.fee_reserve)
+                    .unwrap_or(Amount::from(u64::MAX)),
+            );
             if needed <= available {
                 tracing::info!(mint = %mint, amount = %quote.amount, fee_reserve = %quote.fee_reserve,
                     "balance above the threshold: settling");
-                let s = settle_quoted(&self.merchant, &wallet, &quote, SettlementSource::Auto).await?;
+                let s =
+                    settle_quoted(&self.merchant, &wallet, &quote, SettlementSource::Auto).await?;
                 return Ok(Some(s));
             }
             // The fee reserve is larger than the margin: ask for less.
@@ -216,7 +222,10 @@ mod tests {
         c.threshold_sat = 100;
         assert!(c.validate().is_err());
         c.command = Some("cat invoice".into());
-        assert_eq!(c.source().unwrap(), InvoiceSource::Command("cat invoice".into()));
+        assert_eq!(
+            c.source().unwrap(),
+            InvoiceSource::Command("cat invoice".into())
+        );
         c.lnurl = Some("https://x/y".into());
         assert!(c.validate().is_err());
     }

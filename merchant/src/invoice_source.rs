@@ -40,8 +40,14 @@ pub enum InvoiceSourceError {
     Http(String),
     #[error("the LNURL-pay service answered an error: {0}")]
     Service(String),
-    #[error("{sat} sat is outside what the LNURL-pay service accepts ({min_msat}..={max_msat} msat)")]
-    OutOfRange { sat: u64, min_msat: u64, max_msat: u64 },
+    #[error(
+        "{sat} sat is outside what the LNURL-pay service accepts ({min_msat}..={max_msat} msat)"
+    )]
+    OutOfRange {
+        sat: u64,
+        min_msat: u64,
+        max_msat: u64,
+    },
     #[error("the invoice source returned something that is not a BOLT11 invoice: {0}")]
     NotAnInvoice(String),
     #[error("the invoice is for {got_msat} msat, {wanted_msat} msat were asked for")]
@@ -109,7 +115,11 @@ fn http_err(e: reqwest::Error) -> InvoiceSourceError {
     InvoiceSourceError::Http(e.to_string())
 }
 
-async fn lnurl_pay(http: &reqwest::Client, url: &Url, amount_sat: u64) -> Result<String, InvoiceSourceError> {
+async fn lnurl_pay(
+    http: &reqwest::Client,
+    url: &Url,
+    amount_sat: u64,
+) -> Result<String, InvoiceSourceError> {
     let msat = amount_sat.saturating_mul(1000);
     let request: PayRequest = http
         .get(url.clone())
@@ -123,7 +133,9 @@ async fn lnurl_pay(http: &reqwest::Client, url: &Url, amount_sat: u64) -> Result
         .await
         .map_err(http_err)?;
     if request.status.as_deref() == Some("ERROR") {
-        return Err(InvoiceSourceError::Service(request.reason.unwrap_or_default()));
+        return Err(InvoiceSourceError::Service(
+            request.reason.unwrap_or_default(),
+        ));
     }
     if request.tag.as_deref() != Some("payRequest") {
         return Err(InvoiceSourceError::Service(
@@ -161,7 +173,9 @@ async fn lnurl_pay(http: &reqwest::Client, url: &Url, amount_sat: u64) -> Result
         .await
         .map_err(http_err)?;
     if response.status.as_deref() == Some("ERROR") {
-        return Err(InvoiceSourceError::Service(response.reason.unwrap_or_default()));
+        return Err(InvoiceSourceError::Service(
+            response.reason.unwrap_or_default(),
+        ));
     }
     let pr = response
         .pr
@@ -242,7 +256,9 @@ mod tests {
             "https://example.com/.well-known/lnurlp/alice"
         );
         assert_eq!(
-            lightning_address_url("bob@127.0.0.1:8080").unwrap().as_str(),
+            lightning_address_url("bob@127.0.0.1:8080")
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:8080/.well-known/lnurlp/bob"
         );
         for bad in ["alice", "@example.com", "alice@", "a/b@c", "a@b/c"] {

@@ -15,7 +15,9 @@
 pub use cashu_402;
 
 pub mod auto_settle;
+pub mod cli;
 pub mod error;
+pub mod gateway;
 pub mod indoubt;
 pub mod invoice_source;
 pub mod layer;

@@ -31,7 +31,9 @@ pub enum SettleError {
     Quote(cdk::Error),
     #[error("the payment failed: {0}")]
     Payment(String),
-    #[error("the payment is pending at the mint; its outcome will be known later (settlement {id})")]
+    #[error(
+        "the payment is pending at the mint; its outcome will be known later (settlement {id})"
+    )]
     Pending { id: i64 },
     #[error(transparent)]
     Merchant(#[from] MerchantError),
