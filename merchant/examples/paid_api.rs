@@ -54,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
 
     let app = Router::new()
         .route("/weather", get(weather).layer(paywall.price(Price::sat(5))))
-        .route("/translate", post(translate).layer(paywall.price(Price::sat(20))))
+        .route(
+            "/translate",
+            post(translate).layer(paywall.price(Price::sat(20))),
+        )
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }));
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

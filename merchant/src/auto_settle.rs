@@ -4,18 +4,18 @@
 //! Checked after every successful redemption and on an interval; after a failure the settler
 //! waits one interval before trying again, so a broken invoice source is not hammered.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, PaymentMethod};
-use cdk::Amount;
 use serde::{Deserialize, Serialize};
 
 use crate::invoice_source::{InvoiceSource, InvoiceSourceError};
 use crate::merchant::{Merchant, MerchantError};
-use crate::settle::{settle_quoted, SettleError};
+use crate::settle::{settle_prepared, SettleError};
 use crate::store::{Settlement, SettlementSource};
 
 /// The `[settle]` section of a config: when and where to settle automatically.
@@ -28,7 +28,8 @@ pub struct AutoSettleConfig {
     pub keep_sat: u64,
     /// Also look at the balance this often, in seconds (besides after every payment).
     pub interval_secs: u64,
-    /// Share of the balance left for the mint's fee reserve, in percent...
+    /// Share of the balance left for the mint's fee reserve, in percent (the mint's input fees
+    /// come on top)...
     pub fee_margin_percent: u64,
     /// ...and at least this many sat.
     pub fee_margin_min_sat: u64,
@@ -65,6 +66,8 @@ pub enum AutoSettleError {
     Invoice(#[from] InvoiceSourceError),
     #[error("the mint refused the melt quote: {0}")]
     Quote(cdk::Error),
+    #[error("cannot prepare the melt: {0}")]
+    Prepare(cdk::Error),
     #[error("the fee reserve leaves nothing to settle from {balance} sat")]
     TooExpensive { balance: u64 },
     #[error(transparent)]
@@ -146,36 +149,49 @@ impl AutoSettler {
     ) -> Result<Option<Settlement>, AutoSettleError> {
         let wallet = self.merchant.wallet(mint, &CurrencyUnit::Sat).await?;
         let available = balance.saturating_sub(self.config.keep_sat);
+        // The mint's input fee for every proof held: an upper bound of what the melt's inputs
+        // (and a swap before it) cost on top of the fee reserve.
+        let proofs = wallet
+            .get_unspent_proofs()
+            .await
+            .map_err(AutoSettleError::Prepare)?;
+        let input_fee = match wallet.get_proofs_fee(&proofs).await {
+            Ok(f) => u64::from(f.total),
+            Err(_) => 0,
+        };
         let margin = (available.saturating_mul(self.config.fee_margin_percent))
             .div_ceil(100)
-            .max(self.config.fee_margin_min_sat);
+            .max(self.config.fee_margin_min_sat)
+            .saturating_add(input_fee);
         let mut amount = available.saturating_sub(margin);
-        for _ in 0..3 {
+        for _ in 0..4 {
             if amount == 0 {
-                return Err(AutoSettleError::TooExpensive { balance });
+                break;
             }
             let invoice = self.source.invoice(&self.http, amount).await?;
             let quote = wallet
                 .melt_quote(PaymentMethod::BOLT11, &invoice, None, None)
                 .await
                 .map_err(AutoSettleError::Quote)?;
-            let needed = u64::from(
-                quote
-                    .amount
-                    .checked_add(quote.fee_reserve)
-                    .unwrap_or(Amount::from(u64::MAX)),
-            );
-            if needed <= available {
-                tracing::info!(mint = %mint, amount = %quote.amount, fee_reserve = %quote.fee_reserve,
-                    "balance above the threshold: settling");
-                let s =
-                    settle_quoted(&self.merchant, &wallet, &quote, SettlementSource::Auto).await?;
-                return Ok(Some(s));
+            // Shared: saga recovery must not roll the melt back between prepare and confirm.
+            let shared = self.merchant.recovery_lock().read().await;
+            match wallet.prepare_melt(&quote.id, HashMap::new()).await {
+                Ok(prepared) => {
+                    tracing::info!(mint = %mint, amount = %quote.amount, fee_reserve = %quote.fee_reserve,
+                        input_fees = %prepared.total_fee(), "balance above the threshold: settling");
+                    let s =
+                        settle_prepared(&self.merchant, &wallet, prepared, SettlementSource::Auto)
+                            .await?;
+                    drop(shared);
+                    return Ok(Some(s));
+                }
+                Err(cdk::Error::InsufficientFunds) => {
+                    // The fee reserve and input fees exceed the margin: ask for less.
+                    let step = u64::from(quote.fee_reserve).max(margin).max(1);
+                    amount = amount.min(u64::from(quote.amount)).saturating_sub(step);
+                }
+                Err(e) => return Err(AutoSettleError::Prepare(e)),
             }
-            // The fee reserve is larger than the margin: ask for less.
-            amount = amount
-                .min(u64::from(quote.amount))
-                .saturating_sub(needed - available);
         }
         Err(AutoSettleError::TooExpensive { balance })
     }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, MeltQuoteState, PaymentMethod};
-use cdk::wallet::{MeltQuote, Wallet};
+use cdk::wallet::{PreparedMelt, Wallet};
 use cdk::{Amount, Bolt11Invoice};
 
 use crate::merchant::{Merchant, MerchantError};
@@ -75,31 +75,71 @@ pub async fn settle(
             .melt_quote(PaymentMethod::BOLT11, &invoice, None, None)
             .await
             .map_err(SettleError::Quote)?;
-        pay_quote(merchant, &wallet, &quote, id).await
+        merchant
+            .store()
+            .settlement_quoted(id, quote.id.clone(), quote.fee_reserve.into())
+            .await?;
+        // Shared: saga recovery must not roll this melt back while it runs.
+        let _shared = merchant.recovery_lock().read().await;
+        let balance = merchant.balance(mint, unit).await?;
+        let needed = quote
+            .amount
+            .checked_add(quote.fee_reserve)
+            .unwrap_or(Amount::from(u64::MAX));
+        if balance < needed {
+            return Err(SettleError::InsufficientBalance {
+                amount: quote.amount.into(),
+                fee_reserve: quote.fee_reserve.into(),
+                balance: balance.into(),
+            });
+        }
+        let prepared = wallet
+            .prepare_melt(&quote.id, HashMap::new())
+            .await
+            .map_err(|e| SettleError::Payment(e.to_string()))?;
+        confirm(prepared, id).await
     }
     .await;
     finish(merchant, id, result).await
 }
 
-/// Pays an invoice the caller already got a melt quote for (the automatic settler quotes
-/// first, to size the invoice to the fee reserve).
-pub(crate) async fn settle_quoted(
+/// Pays a melt the caller prepared (the automatic settler prepares first, to size the invoice
+/// to the fees). The caller holds the merchant's recovery lock shared.
+pub(crate) async fn settle_prepared(
     merchant: &Merchant,
     wallet: &Wallet,
-    quote: &MeltQuote,
+    prepared: PreparedMelt<'_>,
     source: SettlementSource,
 ) -> Result<Settlement, SettleError> {
-    let id = merchant
-        .store()
-        .start_settlement(
-            wallet.mint_url.to_string(),
-            wallet.unit.to_string(),
-            quote.amount.into(),
-            quote.request.clone(),
-            source,
-        )
-        .await?;
-    let result = pay_quote(merchant, wallet, quote, id).await;
+    let quote = prepared.quote().clone();
+    let store = merchant.store();
+    let started = async {
+        let id = store
+            .start_settlement(
+                wallet.mint_url.to_string(),
+                wallet.unit.to_string(),
+                quote.amount.into(),
+                quote.request.clone(),
+                source,
+            )
+            .await?;
+        store
+            .settlement_quoted(id, quote.id.clone(), quote.fee_reserve.into())
+            .await?;
+        Ok::<_, StoreError>(id)
+    }
+    .await;
+    let id = match started {
+        Ok(id) => id,
+        Err(e) => {
+            // Not logged, so not paid: release the reserved proofs.
+            if let Err(c) = prepared.cancel().await {
+                tracing::warn!(error = %c, "cannot cancel a prepared melt");
+            }
+            return Err(e.into());
+        }
+    };
+    let result = confirm(prepared, id).await;
     finish(merchant, id, result).await
 }
 
@@ -133,36 +173,10 @@ async fn finish(
         }))
 }
 
-/// The melt itself; returns the fee paid beyond the invoice amount (Lightning fee and the
-/// mint's input fees, including those of a swap made to get exact proofs).
-async fn pay_quote(
-    merchant: &Merchant,
-    wallet: &Wallet,
-    quote: &MeltQuote,
-    id: i64,
-) -> Result<u64, SettleError> {
-    // Shared: saga recovery must not roll this melt back while it runs.
-    let _shared = merchant.recovery_lock().read().await;
-    merchant
-        .store()
-        .settlement_quoted(id, quote.id.clone(), quote.fee_reserve.into())
-        .await?;
-    let balance = merchant.balance(&wallet.mint_url, &wallet.unit).await?;
-    let needed = quote
-        .amount
-        .checked_add(quote.fee_reserve)
-        .unwrap_or(Amount::from(u64::MAX));
-    if balance < needed {
-        return Err(SettleError::InsufficientBalance {
-            amount: quote.amount.into(),
-            fee_reserve: quote.fee_reserve.into(),
-            balance: balance.into(),
-        });
-    }
-    let prepared = wallet
-        .prepare_melt(&quote.id, HashMap::new())
-        .await
-        .map_err(|e| SettleError::Payment(e.to_string()))?;
+/// Confirms a prepared melt; returns the fee paid beyond the invoice amount (Lightning fee and
+/// the mint's input fees, including those of a swap made to get exact proofs).
+async fn confirm(prepared: PreparedMelt<'_>, id: i64) -> Result<u64, SettleError> {
+    let amount = prepared.amount();
     let swap_fee = prepared.swap_fee();
     let finalized = match prepared.confirm().await {
         Ok(f) => f,
@@ -178,7 +192,7 @@ async fn pay_quote(
                 .fee_paid()
                 .checked_add(swap_fee)
                 .unwrap_or(Amount::ZERO);
-            tracing::info!(settlement = id, amount = %quote.amount, %fee, "settled to Lightning");
+            tracing::info!(settlement = id, %amount, %fee, "settled to Lightning");
             Ok(fee.into())
         }
         MeltQuoteState::Pending | MeltQuoteState::Unknown => Err(SettleError::Pending { id }),

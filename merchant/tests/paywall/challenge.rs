@@ -47,7 +47,10 @@ async fn a_malformed_credential_is_a_400_never_a_5xx() {
     }
     let r = reqwest::Client::new()
         .get(app.at("/weather"))
-        .header("X-Cashu", reqwest::header::HeaderValue::from_bytes(b"cashuB\xff").unwrap())
+        .header(
+            "X-Cashu",
+            reqwest::header::HeaderValue::from_bytes(b"cashuB\xff").unwrap(),
+        )
         .send()
         .await
         .unwrap();

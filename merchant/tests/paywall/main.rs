@@ -4,5 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod challenge;
+mod outage;
 mod payments;
+mod settlement;
 mod support;

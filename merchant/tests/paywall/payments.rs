@@ -51,18 +51,38 @@ async fn tokens_failing_a_check_are_refused_with_the_matching_code() {
 
     // Wrong mint: the route accepts only another mint's ecash.
     let t = token(&agent, 5, None, true).await;
-    assert_refused(get_with(&app.at("/elsewhere"), Some(&t)).await, 400, codes::MINT_NOT_ACCEPTED).await;
+    assert_refused(
+        get_with(&app.at("/elsewhere"), Some(&t)).await,
+        400,
+        codes::MINT_NOT_ACCEPTED,
+    )
+    .await;
 
     // Wrong unit: priced in usd, paid in sat.
-    assert_refused(get_with(&app.at("/usd"), Some(&t)).await, 400, codes::UNIT_MISMATCH).await;
+    assert_refused(
+        get_with(&app.at("/usd"), Some(&t)).await,
+        400,
+        codes::UNIT_MISMATCH,
+    )
+    .await;
 
     // Too little: exactly the price, without the receiver's input fee.
     let short = token(&agent, 5, None, false).await;
-    let body = assert_refused(get_with(&app.at("/weather"), Some(&short)).await, 402, codes::AMOUNT_TOO_LOW).await;
+    let body = assert_refused(
+        get_with(&app.at("/weather"), Some(&short)).await,
+        402,
+        codes::AMOUNT_TOO_LOW,
+    )
+    .await;
     assert!(body.detail.contains("fee"), "{}", body.detail);
 
     // A lock is required but the token is not locked.
-    assert_refused(get_with(&app.at("/locked"), Some(&t)).await, 400, codes::LOCK_INVALID).await;
+    assert_refused(
+        get_with(&app.at("/locked"), Some(&t)).await,
+        400,
+        codes::LOCK_INVALID,
+    )
+    .await;
 
     // Locked to someone else's key.
     let other = SecretKey::generate().public_key();
@@ -113,9 +133,19 @@ async fn the_same_token_twice_is_a_replay_however_it_is_encoded() {
 
     let t = pay_challenge(&agent, &challenge(&app.at("/weather")).await).await;
     assert_eq!(get_with(&app.at("/weather"), Some(&t)).await.status(), 200);
-    assert_refused(get_with(&app.at("/weather"), Some(&t)).await, 400, codes::TOKEN_SPENT).await;
+    assert_refused(
+        get_with(&app.at("/weather"), Some(&t)).await,
+        400,
+        codes::TOKEN_SPENT,
+    )
+    .await;
     let v3 = Token::from_str(&t).unwrap().to_v3_string();
-    assert_refused(get_with(&app.at("/weather"), Some(&v3)).await, 400, codes::TOKEN_SPENT).await;
+    assert_refused(
+        get_with(&app.at("/weather"), Some(&v3)).await,
+        400,
+        codes::TOKEN_SPENT,
+    )
+    .await;
     assert_eq!(app.hits(), 1);
     assert_eq!(app.balance(&mint).await, 5);
 }
@@ -151,7 +181,15 @@ async fn fifty_concurrent_submissions_of_one_token_serve_exactly_one_request() {
     assert_eq!(ok, 1, "exactly one request is served");
     assert_eq!(app.hits(), 1);
     assert_eq!(app.balance(&mint).await, 5);
-    let key = merchant::verify::token_key(&merchant::verify::token_ys(&Token::from_str(&t).unwrap()).unwrap());
-    let record = app.merchant.store().redemption(&key).await.unwrap().unwrap();
+    let key = merchant::verify::token_key(
+        &merchant::verify::token_ys(&Token::from_str(&t).unwrap()).unwrap(),
+    );
+    let record = app
+        .merchant
+        .store()
+        .redemption(&key)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.state, RedemptionState::Redeemed);
 }

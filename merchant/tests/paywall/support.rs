@@ -186,7 +186,12 @@ pub async fn funded_wallet(mint: &TestMint, amount: u64) -> Wallet {
         .build()
         .unwrap();
     let quote = wallet
-        .mint_quote(PaymentMethod::BOLT11, Some(Amount::from(amount)), None, None)
+        .mint_quote(
+            PaymentMethod::BOLT11,
+            Some(Amount::from(amount)),
+            None,
+            None,
+        )
         .await
         .unwrap();
     eventually("the mint quote to be paid", || async {
@@ -202,7 +207,12 @@ pub async fn funded_wallet(mint: &TestMint, amount: u64) -> Wallet {
 }
 
 /// A token worth `amount` plus the receiver's input fee (`include_fee`), optionally locked.
-pub async fn token(wallet: &Wallet, amount: u64, lock: Option<PublicKey>, include_fee: bool) -> String {
+pub async fn token(
+    wallet: &Wallet,
+    amount: u64,
+    lock: Option<PublicKey>,
+    include_fee: bool,
+) -> String {
     let options = SendOptions {
         conditions: lock.map(|pk| SpendingConditions::new_p2pk(pk, None)),
         include_fee,
@@ -222,7 +232,10 @@ pub async fn token(wallet: &Wallet, amount: u64, lock: Option<PublicKey>, includ
 /// fee, locked when the challenge asks for it.
 pub async fn pay_challenge(wallet: &Wallet, header: &str) -> String {
     let c = Challenge::parse(header).unwrap();
-    assert!(c.mints.contains(&wallet.mint_url), "challenge names our mint");
+    assert!(
+        c.mints.contains(&wallet.mint_url),
+        "challenge names our mint"
+    );
     token(wallet, c.amount.into(), c.lock_pubkey(), true).await
 }
 
@@ -230,7 +243,6 @@ pub async fn pay_challenge(wallet: &Wallet, header: &str) -> String {
 pub struct App {
     pub url: String,
     pub merchant: Merchant,
-    pub paywall: Paywall,
     /// How often each paid handler ran.
     pub hits: Arc<AtomicUsize>,
 }
@@ -288,7 +300,10 @@ pub async fn start_app(mint: &TestMint, data_dir: &Path) -> App {
     };
     let echo_hits = hits.clone();
     let app = Router::new()
-        .route("/weather", get(h(&hits)).layer(paywall.price(Price::sat(5))))
+        .route(
+            "/weather",
+            get(h(&hits)).layer(paywall.price(Price::sat(5))),
+        )
         .route(
             "/echo",
             post(move |body: String| {
@@ -316,7 +331,6 @@ pub async fn start_app(mint: &TestMint, data_dir: &Path) -> App {
     App {
         url,
         merchant,
-        paywall,
         hits,
     }
 }
