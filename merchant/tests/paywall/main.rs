@@ -3,8 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod binaries;
 mod challenge;
+mod gateway;
 mod outage;
 mod payments;
+mod process;
 mod settlement;
 mod support;
