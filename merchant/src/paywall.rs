@@ -93,6 +93,9 @@ pub struct PaywallOptions {
     pub require_dleq: bool,
     /// `Retry-After` of a 503 when the mint cannot be reached.
     pub retry_after: Duration,
+    /// Longest a redemption (the swap at the mint) may take before the request gets a 503 and
+    /// the redemption is treated as in doubt.
+    pub redeem_timeout: Duration,
 }
 
 impl PaywallOptions {
@@ -103,6 +106,7 @@ impl PaywallOptions {
             lock: false,
             require_dleq: false,
             retry_after: Duration::from_secs(5),
+            redeem_timeout: Duration::from_secs(30),
         }
     }
 
@@ -120,6 +124,11 @@ impl PaywallOptions {
 
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
+        self
+    }
+
+    pub fn redeem_timeout(mut self, timeout: Duration) -> Self {
+        self.redeem_timeout = timeout;
         self
     }
 }
@@ -192,7 +201,7 @@ impl Paywall {
             return Err(PaywallError::PaymentRequired);
         };
         let checked = verify::check(&self.merchant, offer, header).await?;
-        redeem::redeem(&self.merchant, checked).await
+        redeem::redeem(&self.merchant, checked, self.options.redeem_timeout).await
     }
 
     /// The answer to a refused request: the error, a fresh challenge, `Retry-After` on a 503.

@@ -13,6 +13,7 @@
 //!    start-up) runs recovery first, see [`crate::indoubt`].
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use cdk::wallet::ReceiveOptions;
 use cdk::Amount;
@@ -64,7 +65,11 @@ fn classify(e: cdk::Error) -> Failure {
 }
 
 /// Redeems a checked credential; `Ok` only once the ecash is the merchant's.
-pub(crate) async fn redeem(merchant: &Merchant, checked: Checked) -> Result<Paid, PaywallError> {
+pub(crate) async fn redeem(
+    merchant: &Merchant,
+    checked: Checked,
+    timeout: Duration,
+) -> Result<Paid, PaywallError> {
     let store = merchant.store();
     let ys_hex: Vec<String> = checked.ys.iter().map(|y| y.to_string()).collect();
     // A few rounds at most: an in-doubt record is resolved, then looked at again.
@@ -80,7 +85,7 @@ pub(crate) async fn redeem(merchant: &Merchant, checked: Checked) -> Result<Paid
             .await
             .map_err(store_err)?;
         match begin {
-            Begin::Started => return attempt(merchant, &checked).await,
+            Begin::Started => return attempt(merchant, &checked, timeout).await,
             Begin::Overlap
             | Begin::Existing(
                 RedemptionState::Redeeming | RedemptionState::Redeemed | RedemptionState::Spent,
@@ -127,7 +132,11 @@ fn paid(checked: &Checked, received: Amount) -> Paid {
 }
 
 /// The swap, for a token whose record this request just created.
-async fn attempt(merchant: &Merchant, checked: &Checked) -> Result<Paid, PaywallError> {
+async fn attempt(
+    merchant: &Merchant,
+    checked: &Checked,
+    timeout: Duration,
+) -> Result<Paid, PaywallError> {
     let store = merchant.store();
     let options = ReceiveOptions {
         p2pk_signing_keys: vec![merchant.signing_key()],
@@ -135,7 +144,11 @@ async fn attempt(merchant: &Merchant, checked: &Checked) -> Result<Paid, Paywall
     };
     let result = {
         let _shared = merchant.recovery_lock().read().await;
-        checked.wallet.receive(&checked.encoded, options).await
+        // Past the timeout the receive is abandoned as a crash would abandon it: its saga stays
+        // behind for recovery, and the redemption is in doubt.
+        tokio::time::timeout(timeout, checked.wallet.receive(&checked.encoded, options))
+            .await
+            .unwrap_or(Err(cdk::Error::Timeout))
     };
     let error = match result {
         Ok(received) => {

@@ -59,6 +59,8 @@ pub struct GatewayConfig {
     pub unpriced: Unpriced,
     /// `Retry-After` of a 503 when the mint is unreachable, in seconds.
     pub retry_after_secs: u64,
+    /// Longest a redemption at the mint may take before the request gets a 503, in seconds.
+    pub redeem_timeout_secs: u64,
     /// Largest request body forwarded, in bytes.
     pub body_limit_bytes: usize,
     /// Longest wait for upstream bytes (connect, headers, each read), in seconds.
@@ -122,6 +124,7 @@ impl Default for GatewayConfig {
             require_dleq: None,
             unpriced: Unpriced::Free,
             retry_after_secs: 5,
+            redeem_timeout_secs: 30,
             body_limit_bytes: 10 * 1024 * 1024,
             upstream_timeout_secs: 60,
             prices: Vec::new(),
@@ -213,6 +216,9 @@ impl GatewayConfig {
         }
         if self.retry_after_secs == 0 {
             return Err(invalid("retry_after_secs", "must be at least 1"));
+        }
+        if self.redeem_timeout_secs == 0 {
+            return Err(invalid("redeem_timeout_secs", "must be at least 1"));
         }
         if self.upstream_timeout_secs == 0 {
             return Err(invalid("upstream_timeout_secs", "must be at least 1"));

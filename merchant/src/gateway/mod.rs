@@ -58,7 +58,8 @@ impl GatewayState {
         let options = PaywallOptions::new(config.mint_urls()?)
             .locked(lock)
             .require_dleq(config.require_dleq.unwrap_or(lock))
-            .retry_after(Duration::from_secs(config.retry_after_secs));
+            .retry_after(Duration::from_secs(config.retry_after_secs))
+            .redeem_timeout(Duration::from_secs(config.redeem_timeout_secs));
         let paywall = Paywall::new(merchant, options);
         let table = PriceTable::new(config, &paywall)?;
         let timeout = Duration::from_secs(config.upstream_timeout_secs);

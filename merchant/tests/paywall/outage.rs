@@ -2,11 +2,15 @@
 //! mint is back (same port, same database).
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use cdk::mint_url::MintUrl;
 use cdk::nuts::Token;
 use merchant::cashu_402::error_body::codes;
 use merchant::store::RedemptionState;
-use merchant::Merchant;
+use merchant::{Merchant, PaywallOptions};
 
 use crate::support::*;
 
@@ -150,4 +154,96 @@ async fn an_in_doubt_redemption_is_claimed_by_recovery_on_the_next_start() {
     )
     .await;
     assert_eq!(app.hits(), 2);
+}
+
+/// A proxy in front of the mint that can hold `POST /v1/swap` requests forever (a mint that
+/// accepts the connection and never answers).
+async fn hanging_proxy(mint: &TestMint) -> (String, Arc<AtomicBool>) {
+    let hang = Arc::new(AtomicBool::new(false));
+    let target = mint.url.clone();
+    let flag = hang.clone();
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (flag, target, client) = (flag.clone(), target.clone(), client.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            if parts.uri.path() == "/v1/swap" && flag.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let r = client
+                .request(parts.method, format!("{target}{}", parts.uri))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.bytes().await.unwrap())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hang)
+}
+
+#[tokio::test]
+async fn a_mint_that_never_answers_times_out_into_a_503_and_the_token_pays_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let mint = TestMint::start(&dir.path().join("mint")).await;
+    let (proxy, hang) = hanging_proxy(&mint).await;
+    let proxy_url = MintUrl::from_str(&proxy).unwrap();
+    let app = start_app_with(
+        PaywallOptions::new(vec![proxy_url.clone()]).redeem_timeout(Duration::from_secs(1)),
+        &dir.path().join("merchant"),
+    )
+    .await;
+    let agent = funded_wallet_at(&proxy_url, 100).await;
+    let first = pay_challenge(&agent, &challenge(&app.at("/weather")).await).await;
+    assert_eq!(
+        get_with(&app.at("/weather"), Some(&first)).await.status(),
+        200
+    );
+    let pending = pay_challenge(&agent, &challenge(&app.at("/weather")).await).await;
+
+    hang.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let r = get_with(&app.at("/weather"), Some(&pending)).await;
+    assert_refused(r, 503, codes::MINT_UNAVAILABLE).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the redemption timed out"
+    );
+    let record = app
+        .merchant
+        .store()
+        .redemption(&key_of(&pending))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, RedemptionState::InDoubt);
+    assert!(
+        !record.outputs.is_empty(),
+        "the swap's outputs were noted for recovery"
+    );
+
+    hang.store(false, Ordering::SeqCst);
+    let r = get_with(&app.at("/weather"), Some(&pending)).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(app.hits(), 2);
+    assert_eq!(
+        app.balance(&mint).await,
+        0,
+        "the balance lives under the proxy's URL"
+    );
+    assert_eq!(
+        u64::from(
+            app.merchant
+                .balance(&proxy_url, &cdk::nuts::CurrencyUnit::Sat)
+                .await
+                .unwrap()
+        ),
+        10
+    );
 }

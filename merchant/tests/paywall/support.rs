@@ -173,12 +173,17 @@ impl TestMint {
 /// A plain cdk wallet with an in-memory store and no rate limit, holding `amount` sat minted
 /// through a mint quote (the fake backend pays it at once).
 pub async fn funded_wallet(mint: &TestMint, amount: u64) -> Wallet {
+    funded_wallet_at(&mint.mint_url, amount).await
+}
+
+/// [`funded_wallet`] talking to the mint at `mint_url` (e.g. through a proxy).
+pub async fn funded_wallet_at(mint_url: &MintUrl, amount: u64) -> Wallet {
     let seed = bip39::Mnemonic::generate(12)
         .unwrap()
         .to_seed_normalized("");
     let db = cdk_sqlite::wallet::memory::empty().await.unwrap();
     let wallet = WalletBuilder::new()
-        .mint_url(mint.mint_url.clone())
+        .mint_url(mint_url.clone())
         .unit(CurrencyUnit::Sat)
         .localstore(Arc::new(db))
         .seed(seed)
@@ -272,12 +277,18 @@ impl App {
 /// - `GET /elsewhere` 5 sat, accepting only another mint;
 /// - `GET /free`.
 pub async fn start_app(mint: &TestMint, data_dir: &Path) -> App {
+    start_app_with(
+        PaywallOptions::new(vec![mint.mint_url.clone()]).retry_after(Duration::from_secs(2)),
+        data_dir,
+    )
+    .await
+}
+
+/// [`start_app`] with other paywall options (another mint URL, timeouts).
+pub async fn start_app_with(options: PaywallOptions, data_dir: &Path) -> App {
     let merchant = Merchant::open(data_dir).await.unwrap();
     merchant.recover().await.unwrap();
-    let paywall = Paywall::new(
-        merchant.clone(),
-        PaywallOptions::new(vec![mint.mint_url.clone()]).retry_after(Duration::from_secs(2)),
-    );
+    let paywall = Paywall::new(merchant.clone(), options);
     let hits = Arc::new(AtomicUsize::new(0));
     let locked = paywall.offer_layer(Offer {
         lock: Some(merchant.pubkey()),
