@@ -16,6 +16,16 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    // A mistyped --data-dir must not quietly create an empty wallet; `pubkey` may set one up.
+    if !matches!(cli.command, Command::Pubkey)
+        && !cli.data_dir.join(merchant::seed::SEED_FILE).exists()
+    {
+        bail!(
+            "no merchant data in {} (no {}): check --data-dir / MERCHANT_DATA_DIR",
+            cli.data_dir.display(),
+            merchant::seed::SEED_FILE
+        );
+    }
     let merchant = Merchant::open(&cli.data_dir).await.with_context(|| {
         format!(
             "cannot open the merchant data dir {}",

@@ -10,9 +10,9 @@ use super::config::{ConfigError, GatewayConfig, Unpriced};
 
 /// A reverse proxy that charges Cashu ecash (NUT-24, HTTP 402) for an upstream HTTP server.
 #[derive(Debug, Parser)]
-#[command(name = "paywall-gateway", version, about)]
+#[command(name = "paywall-gateway", version)]
 pub struct GatewayArgs {
-    /// TOML config file (see the merchant README for every key).
+    /// TOML config file (`merchant/examples/gateway.toml` shows every key).
     #[arg(long, short = 'c', env = "MERCHANT_GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8402].

@@ -265,6 +265,16 @@ command = "cat invoice.txt"
     }
 
     #[test]
+    fn the_example_config_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gateway.toml");
+        let c = GatewayConfig::load(Some(&path)).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.prices.len(), 2);
+        assert_eq!(c.prices[1].lock, Some(true));
+        assert!(!c.settle.enabled());
+    }
+
+    #[test]
     fn unknown_keys_are_an_error_at_every_level() {
         for bad in [
             "upstrem = \"http://x\"",

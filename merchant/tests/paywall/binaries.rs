@@ -57,6 +57,18 @@ async fn the_cli_reports_balance_pubkey_and_settlements_as_json() {
         .await
         .unwrap();
     assert!(!out.status.success());
+
+    // A mistyped data dir is an error, not a fresh empty wallet.
+    let missing = dir.path().join("typo");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_merchant"))
+        .arg("--data-dir")
+        .arg(&missing)
+        .arg("balance")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!missing.exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
