@@ -1,0 +1,308 @@
+//! The gateway's configuration: defaults, then a TOML file, then environment variables, then
+//! flags (the last two merged by clap). Unknown keys are an error.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8402"
+//! upstream = "http://127.0.0.1:9000"
+//! data_dir = "merchant-data"
+//! mints = ["https://mint.example.com"]
+//! lock = false              # require tokens P2PK-locked to the merchant's key
+//! unpriced = "free"         # or "refuse": what happens to paths no [[price]] matches
+//!
+//! [[price]]
+//! method = "GET"            # optional: any method when absent
+//! path_prefix = "/weather"  # longest prefix wins
+//! amount = 5
+//! unit = "sat"
+//!
+//! [settle]                  # optional automatic settlement
+//! threshold_sat = 1000
+//! lightning_address = "me@example.com"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cdk::mint_url::MintUrl;
+use serde::{Deserialize, Serialize};
+
+use crate::auto_settle::AutoSettleConfig;
+
+/// What happens to a request no `[[price]]` rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Unpriced {
+    /// Forwarded without payment.
+    #[default]
+    Free,
+    /// Refused with 404.
+    Refuse,
+}
+
+/// The whole configuration. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address the gateway listens on.
+    pub listen: SocketAddr,
+    /// Base URL of the upstream HTTP server (`http://host:port`, optionally with a path prefix).
+    pub upstream: Option<String>,
+    /// The merchant's data directory (seed, wallet, replay record, settlements).
+    pub data_dir: PathBuf,
+    /// Accepted mints.
+    pub mints: Vec<String>,
+    /// Require tokens P2PK-locked to the merchant's key (and with them DLEQ proofs).
+    pub lock: bool,
+    /// Require DLEQ proofs; defaults to `lock`.
+    pub require_dleq: Option<bool>,
+    pub unpriced: Unpriced,
+    /// `Retry-After` of a 503 when the mint is unreachable, in seconds.
+    pub retry_after_secs: u64,
+    /// Longest a redemption at the mint may take before the request gets a 503, in seconds.
+    pub redeem_timeout_secs: u64,
+    /// Largest request body forwarded, in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest wait for upstream bytes (connect, headers, each read), in seconds.
+    pub upstream_timeout_secs: u64,
+    /// Price rules.
+    #[serde(rename = "price")]
+    pub prices: Vec<PriceRule>,
+    /// Automatic settlement.
+    pub settle: AutoSettleConfig,
+}
+
+/// One `[[price]]` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceRule {
+    /// HTTP method (`GET`, `POST`, ...); any method when absent or `*`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// The rule covers every path starting with this string; the longest matching prefix wins.
+    pub path_prefix: String,
+    pub amount: u64,
+    #[serde(default = "default_unit")]
+    pub unit: String,
+    /// Overrides the gateway-wide `lock` for this rule.
+    #[serde(default)]
+    pub lock: Option<bool>,
+}
+
+fn default_unit() -> String {
+    "sat".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8402)),
+            upstream: None,
+            data_dir: PathBuf::from("merchant-data"),
+            mints: Vec::new(),
+            lock: false,
+            require_dleq: None,
+            unpriced: Unpriced::Free,
+            retry_after_secs: 5,
+            redeem_timeout_secs: 30,
+            body_limit_bytes: 10 * 1024 * 1024,
+            upstream_timeout_secs: 60,
+            prices: Vec::new(),
+            settle: AutoSettleConfig::default(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Parses TOML text (`origin` names it in errors).
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Defaults, overlaid by the file at `path` when one is given.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            None => Ok(Self::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::from_toml(&text, path)
+            }
+        }
+    }
+
+    /// The accepted mints, parsed.
+    pub fn mint_urls(&self) -> Result<Vec<MintUrl>, ConfigError> {
+        self.mints
+            .iter()
+            .map(|m| MintUrl::from_str(m).map_err(|e| invalid("mints", format!("{m}: {e}"))))
+            .collect()
+    }
+
+    /// The upstream base URL, parsed.
+    pub fn upstream_url(&self) -> Result<url::Url, ConfigError> {
+        let raw = self.upstream.as_deref().ok_or_else(|| {
+            invalid(
+                "upstream",
+                "required (the server to put the paywall in front of)",
+            )
+        })?;
+        let url = url::Url::parse(raw).map_err(|e| invalid("upstream", e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(invalid("upstream", "must be an http:// or https:// URL"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("upstream", "must not carry a query or fragment"));
+        }
+        Ok(url)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.upstream_url()?;
+        if self.mints.is_empty() {
+            return Err(invalid("mints", "name at least one accepted mint"));
+        }
+        self.mint_urls()?;
+        for rule in &self.prices {
+            if !rule.path_prefix.starts_with('/') {
+                return Err(invalid(
+                    "price.path_prefix",
+                    format!("{:?} must start with /", rule.path_prefix),
+                ));
+            }
+            if rule.amount == 0 {
+                return Err(invalid(
+                    "price.amount",
+                    format!("{} has amount 0", rule.path_prefix),
+                ));
+            }
+            if rule.unit.trim().is_empty() {
+                return Err(invalid("price.unit", "must not be empty"));
+            }
+            if let Some(m) = &rule.method {
+                if m != "*" && axum::http::Method::from_str(&m.to_ascii_uppercase()).is_err() {
+                    return Err(invalid(
+                        "price.method",
+                        format!("{m} is not an HTTP method"),
+                    ));
+                }
+            }
+        }
+        if self.retry_after_secs == 0 {
+            return Err(invalid("retry_after_secs", "must be at least 1"));
+        }
+        if self.redeem_timeout_secs == 0 {
+            return Err(invalid("redeem_timeout_secs", "must be at least 1"));
+        }
+        if self.upstream_timeout_secs == 0 {
+            return Err(invalid("upstream_timeout_secs", "must be at least 1"));
+        }
+        self.settle
+            .validate()
+            .map_err(|e| invalid("settle", e.to_string()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+upstream = "http://127.0.0.1:9000"
+mints = ["http://127.0.0.1:3338"]
+unpriced = "refuse"
+
+[[price]]
+method = "GET"
+path_prefix = "/weather"
+amount = 5
+unit = "sat"
+
+[[price]]
+path_prefix = "/translate"
+amount = 20
+
+[settle]
+threshold_sat = 100
+command = "cat invoice.txt"
+"#;
+
+    #[test]
+    fn the_documented_shape_parses_and_validates() {
+        let c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.prices.len(), 2);
+        assert_eq!(c.prices[1].unit, "sat");
+        assert_eq!(c.unpriced, Unpriced::Refuse);
+        assert_eq!(c.settle.threshold_sat, 100);
+    }
+
+    #[test]
+    fn the_example_config_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gateway.toml");
+        let c = GatewayConfig::load(Some(&path)).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.prices.len(), 2);
+        assert_eq!(c.prices[1].lock, Some(true));
+        assert!(!c.settle.enabled());
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error_at_every_level() {
+        for bad in [
+            "upstrem = \"http://x\"",
+            "[[price]]\npath_prefix = \"/a\"\namount = 1\ncost = 2",
+            "[settle]\nthreshold = 1",
+        ] {
+            let e = GatewayConfig::from_toml(bad, Path::new("bad.toml")).unwrap_err();
+            assert!(e.to_string().contains("bad.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
+        c.mints.clear();
+        assert!(c.validate().unwrap_err().to_string().contains("mints"));
+        let mut c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
+        c.upstream = Some("ftp://x".into());
+        assert!(c.validate().unwrap_err().to_string().contains("upstream"));
+        let mut c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
+        c.prices[0].path_prefix = "weather".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("path_prefix"));
+        let mut c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
+        c.settle.command = None;
+        assert!(c.validate().unwrap_err().to_string().contains("settle"));
+    }
+}

@@ -1,0 +1,283 @@
+//! Redemptions whose outcome is unknown, and how they are settled.
+//!
+//! When the swap that redeems a token fails ambiguously (the mint cannot be reached, a timeout,
+//! a 5xx), the mint may or may not have executed it. cdk's wallet keeps the operation as an
+//! incomplete saga; its recovery later either completes it (replaying the swap, or restoring
+//! the outputs if the mint did execute it) or rolls it back. What recovery does not say is
+//! whether *this token* ended up in the wallet (a restore that finds nothing still "completes").
+//! So before recovery runs we note the Y values of the outputs the swap asked for (re-derived
+//! from the seed and the saga's counter range), and afterwards we look for them in the wallet:
+//!
+//! - the token's proofs are still held by an incomplete saga: still in doubt (mint unreachable);
+//! - any of the outputs is in the wallet: the merchant was paid, and the next request carrying
+//!   the token is served ([`RedemptionState::Paid`]);
+//! - otherwise the mint never executed the swap (or someone else spent the token first): the
+//!   replay record is removed and the token may be presented again; the mint decides.
+//!
+//! Recovery runs with the merchant's recovery lock held exclusively, so that it never rolls back
+//! a redemption or a melt that is still running in this process.
+
+use std::collections::{BTreeSet, HashSet};
+use std::str::FromStr;
+
+use cdk::dhke::hash_to_curve;
+use cdk::mint_url::MintUrl;
+use cdk::nuts::{CurrencyUnit, PreMintSecrets, PublicKey};
+use cdk::wallet::types::{OperationData, WalletSagaState};
+use cdk::wallet::Wallet;
+use serde::Serialize;
+
+use crate::merchant::{Merchant, MerchantError};
+use crate::store::RedemptionState;
+
+/// What start-up (or on-demand) recovery did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RecoverySummary {
+    /// cdk sagas completed, rolled back, left for later, or failed.
+    pub sagas_recovered: usize,
+    pub sagas_compensated: usize,
+    pub sagas_skipped: usize,
+    pub sagas_failed: usize,
+    /// In-doubt redemptions found paid (served on the token's next use).
+    pub paid: usize,
+    /// In-doubt redemptions found not executed (their replay record was removed).
+    pub released: usize,
+    /// Still unknown (the mint is still unreachable).
+    pub still_in_doubt: usize,
+}
+
+/// The fate of one in-doubt redemption after recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    StillInDoubt,
+    Paid,
+    NotRedeemed,
+}
+
+/// Hex Y values of `ys`.
+pub(crate) fn hex_set(ys: &[PublicKey]) -> HashSet<String> {
+    ys.iter().map(|y| y.to_string()).collect()
+}
+
+/// The incomplete receive saga of `wallet` that holds any of `ys`: `Some(outputs)` with the Y
+/// values of the outputs its swap asked for (empty if it never got as far as asking).
+pub(crate) async fn receive_saga_outputs(
+    merchant: &Merchant,
+    wallet: &Wallet,
+    ys: &HashSet<String>,
+) -> Result<Option<Vec<String>>, MerchantError> {
+    let db = merchant.localstore();
+    for saga in db.get_incomplete_sagas().await? {
+        if saga.mint_url != wallet.mint_url || saga.unit != wallet.unit {
+            continue;
+        }
+        if !matches!(saga.state, WalletSagaState::Receive(_)) {
+            continue;
+        }
+        let reserved = db.get_reserved_proofs(&saga.id).await?;
+        if !reserved.iter().any(|p| ys.contains(&p.y.to_string())) {
+            continue;
+        }
+        let outputs = match &saga.data {
+            OperationData::Receive(data) => match (
+                data.blinded_messages.as_deref(),
+                data.counter_start,
+                data.counter_end,
+            ) {
+                (Some(blinded), Some(start), Some(end)) if !blinded.is_empty() => {
+                    output_ys(merchant, blinded, start, end)?
+                }
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        return Ok(Some(outputs));
+    }
+    Ok(None)
+}
+
+/// Re-derives the secrets behind `blinded` (NUT-13, from the seed and the counter range) and
+/// returns the Y values of the proofs they become.
+fn output_ys(
+    merchant: &Merchant,
+    blinded: &[cdk::nuts::BlindedMessage],
+    start: u32,
+    end: u32,
+) -> Result<Vec<String>, MerchantError> {
+    let keyset_id = blinded[0].keyset_id;
+    let wanted: HashSet<_> = blinded.iter().map(|b| b.blinded_secret).collect();
+    let premints = PreMintSecrets::restore_batch(keyset_id, merchant.seed().as_bytes(), start, end)
+        .map_err(|e| MerchantError::Wallet(e.into()))?;
+    let mut out = Vec::new();
+    for pm in premints.secrets {
+        if wanted.contains(&pm.blinded_message.blinded_secret) {
+            let y =
+                hash_to_curve(pm.secret.as_bytes()).map_err(|e| MerchantError::Wallet(e.into()))?;
+            out.push(y.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Y values (hex) held by any incomplete saga of `wallet`.
+async fn reserved_ys(
+    merchant: &Merchant,
+    wallet: &Wallet,
+) -> Result<HashSet<String>, MerchantError> {
+    let db = merchant.localstore();
+    let mut out = HashSet::new();
+    for saga in db.get_incomplete_sagas().await? {
+        if saga.mint_url != wallet.mint_url || saga.unit != wallet.unit {
+            continue;
+        }
+        for p in db.get_reserved_proofs(&saga.id).await? {
+            out.insert(p.y.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Runs cdk's saga recovery for `wallet` and settles every in-doubt redemption of its mint and
+/// unit. The caller holds the recovery lock exclusively.
+async fn resolve_locked(
+    merchant: &Merchant,
+    wallet: &Wallet,
+    summary: &mut RecoverySummary,
+) -> Result<Vec<(String, Fate)>, MerchantError> {
+    let store = merchant.store();
+    let mint = wallet.mint_url.to_string();
+    let unit = wallet.unit.to_string();
+    let records: Vec<_> = store
+        .redemptions_in_state(RedemptionState::InDoubt)
+        .await?
+        .into_iter()
+        .filter(|r| r.mint_url == mint && r.unit == unit)
+        .collect();
+
+    // Note what each in-doubt swap asked for while its saga still says so.
+    let mut outputs_by_key = Vec::new();
+    for record in &records {
+        let ys: HashSet<String> = store
+            .redemption_ys(&record.key)
+            .await?
+            .into_iter()
+            .collect();
+        let mut outputs = record.outputs.clone();
+        if outputs.is_empty() {
+            if let Some(found) = receive_saga_outputs(merchant, wallet, &ys).await? {
+                if !found.is_empty() {
+                    store
+                        .set_redemption_outputs(&record.key, found.clone())
+                        .await?;
+                    outputs = found;
+                }
+            }
+        }
+        outputs_by_key.push((record.key.clone(), ys, outputs));
+    }
+
+    match wallet.recover_incomplete_sagas().await {
+        Ok(report) => {
+            summary.sagas_recovered += report.recovered;
+            summary.sagas_compensated += report.compensated;
+            summary.sagas_skipped += report.skipped;
+            summary.sagas_failed += report.failed;
+        }
+        Err(e) => {
+            tracing::warn!(mint = %mint, error = %e, "saga recovery failed; redemptions stay in doubt");
+            summary.still_in_doubt += outputs_by_key.len();
+            return Ok(outputs_by_key
+                .into_iter()
+                .map(|(k, _, _)| (k, Fate::StillInDoubt))
+                .collect());
+        }
+    }
+
+    let reserved = reserved_ys(merchant, wallet).await?;
+    let mut fates = Vec::new();
+    for (key, ys, outputs) in outputs_by_key {
+        let fate = if ys.iter().any(|y| reserved.contains(y)) {
+            Fate::StillInDoubt
+        } else if outputs_present(merchant, &outputs).await? {
+            Fate::Paid
+        } else {
+            Fate::NotRedeemed
+        };
+        match fate {
+            Fate::StillInDoubt => summary.still_in_doubt += 1,
+            Fate::Paid => {
+                store
+                    .transition_redemption(&key, RedemptionState::InDoubt, RedemptionState::Paid)
+                    .await?;
+                summary.paid += 1;
+            }
+            Fate::NotRedeemed => {
+                store.delete_redemption(&key).await?;
+                summary.released += 1;
+            }
+        }
+        tracing::info!(key = %key, fate = ?fate, "resolved an in-doubt redemption");
+        fates.push((key, fate));
+    }
+    Ok(fates)
+}
+
+async fn outputs_present(merchant: &Merchant, outputs: &[String]) -> Result<bool, MerchantError> {
+    let ys: Vec<PublicKey> = outputs
+        .iter()
+        .filter_map(|y| PublicKey::from_str(y).ok())
+        .collect();
+    if ys.is_empty() {
+        return Ok(false);
+    }
+    Ok(!merchant.localstore().get_proofs_by_ys(ys).await?.is_empty())
+}
+
+/// Recovery for one mint and unit, taking the recovery lock; returns the fate of `key`.
+pub(crate) async fn resolve(
+    merchant: &Merchant,
+    wallet: &Wallet,
+    key: &str,
+) -> Result<Fate, MerchantError> {
+    let _exclusive = merchant.recovery_lock().write().await;
+    let mut summary = RecoverySummary::default();
+    let fates = resolve_locked(merchant, wallet, &mut summary).await?;
+    Ok(fates
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, f)| f)
+        .unwrap_or(Fate::NotRedeemed))
+}
+
+/// Start-up recovery over every mint and unit with an incomplete saga or an in-doubt
+/// redemption. Redemptions a crash interrupted (`Redeeming`) are in doubt too.
+pub(crate) async fn recover_all(merchant: &Merchant) -> Result<RecoverySummary, MerchantError> {
+    let _exclusive = merchant.recovery_lock().write().await;
+    let store = merchant.store();
+    for r in store
+        .redemptions_in_state(RedemptionState::Redeeming)
+        .await?
+    {
+        store
+            .set_redemption_state(&r.key, RedemptionState::InDoubt)
+            .await?;
+    }
+    let mut targets: BTreeSet<(String, String)> = BTreeSet::new();
+    for saga in merchant.localstore().get_incomplete_sagas().await? {
+        targets.insert((saga.mint_url.to_string(), saga.unit.to_string()));
+    }
+    for r in store.redemptions_in_state(RedemptionState::InDoubt).await? {
+        targets.insert((r.mint_url, r.unit));
+    }
+    let mut summary = RecoverySummary::default();
+    for (mint, unit) in targets {
+        let (Ok(mint_url), Ok(unit)) = (MintUrl::from_str(&mint), CurrencyUnit::from_str(&unit))
+        else {
+            tracing::warn!(mint = %mint, unit = %unit, "skipping recovery for an unparsable mint or unit");
+            continue;
+        };
+        let wallet = merchant.wallet(&mint_url, &unit).await?;
+        resolve_locked(merchant, &wallet, &mut summary).await?;
+    }
+    Ok(summary)
+}

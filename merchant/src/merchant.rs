@@ -1,0 +1,259 @@
+//! The merchant: its data directory, seed, P2PK key, cdk wallets (one per mint and unit, all in
+//! one SQLite file) and its own database of redemptions and settlements.
+//!
+//! Layout of the data directory (created mode 0700):
+//!
+//! | file | what |
+//! |---|---|
+//! | `seed.mnemonic` | BIP-39 seed, mode 0600; the ecash and the P2PK key derive from it |
+//! | `wallet.sqlite` | cdk's wallet database: proofs, keysets, sagas, transactions |
+//! | `merchant.sqlite` | the replay record and the settlement log |
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cdk::cdk_database::WalletDatabase;
+use cdk::mint_url::MintUrl;
+use cdk::nuts::{CurrencyUnit, PublicKey, SecretKey, State};
+use cdk::wallet::{Wallet, WalletBuilder};
+use cdk::Amount;
+use serde::Serialize;
+use tokio::sync::{Mutex, Notify, RwLock};
+
+use crate::seed::{self, Seed, SeedError};
+use crate::store::{Store, StoreError};
+
+/// File name of cdk's wallet database inside the data directory.
+pub const WALLET_FILE: &str = "wallet.sqlite";
+
+pub(crate) type WalletDb = Arc<dyn WalletDatabase<cdk::cdk_database::Error> + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MerchantError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("wallet database: {0}")]
+    WalletDb(String),
+    #[error("wallet: {0}")]
+    Wallet(#[from] cdk::Error),
+}
+
+impl From<cdk::cdk_database::Error> for MerchantError {
+    fn from(e: cdk::cdk_database::Error) -> Self {
+        Self::WalletDb(e.to_string())
+    }
+}
+
+/// Ecash held for one mint and unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    pub mint_url: String,
+    pub unit: String,
+    /// Unspent proofs: what can be settled.
+    pub spendable: u64,
+    /// Proofs in an operation that has not finished (a redemption in doubt, a melt in flight).
+    pub pending: u64,
+}
+
+/// The payee: cheap to clone, share it between the paywall, the gateway and the settler.
+#[derive(Clone)]
+pub struct Merchant {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    data_dir: PathBuf,
+    seed: Seed,
+    p2pk: SecretKey,
+    localstore: WalletDb,
+    wallets: Mutex<HashMap<(MintUrl, CurrencyUnit), Wallet>>,
+    store: Store,
+    /// Redemptions and settlements hold it shared; saga recovery holds it exclusively, because
+    /// cdk's recovery would otherwise roll back operations that are still running.
+    recovery: RwLock<()>,
+    /// Woken after every successful redemption (the automatic settler waits on it).
+    redeemed: Notify,
+}
+
+impl Merchant {
+    /// Opens the merchant in `data_dir`, creating the directory, the seed and the databases on
+    /// first start. Does not touch the network; call [`Merchant::recover`] once at start-up.
+    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Self, MerchantError> {
+        let data_dir = data_dir.as_ref().to_path_buf();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&data_dir)
+            .map_err(|source| MerchantError::DataDir {
+                path: data_dir.clone(),
+                source,
+            })?;
+        let (seed, generated) = seed::load_or_generate(&data_dir)?;
+        if generated {
+            tracing::warn!(path = %data_dir.join(seed::SEED_FILE).display(),
+                "generated a new merchant seed: back this file up, the collected ecash derives from it");
+        }
+        let p2pk = seed.p2pk_key()?;
+        let db = cdk_sqlite::WalletSqliteDatabase::new(data_dir.join(WALLET_FILE))
+            .await
+            .map_err(|e| MerchantError::WalletDb(e.to_string()))?;
+        let localstore: WalletDb = Arc::new(db);
+        let store = Store::open(&data_dir)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                data_dir,
+                seed,
+                p2pk,
+                localstore,
+                wallets: Mutex::new(HashMap::new()),
+                store,
+                recovery: RwLock::new(()),
+                redeemed: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// The key agents lock their tokens to when a paywall asks for a lock (NUT-11 P2PK).
+    pub fn pubkey(&self) -> PublicKey {
+        self.inner.p2pk.public_key()
+    }
+
+    pub(crate) fn signing_key(&self) -> SecretKey {
+        self.inner.p2pk.clone()
+    }
+
+    pub(crate) fn seed(&self) -> &Seed {
+        &self.inner.seed
+    }
+
+    pub(crate) fn localstore(&self) -> &WalletDb {
+        &self.inner.localstore
+    }
+
+    /// The replay record and settlement log.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn recovery_lock(&self) -> &RwLock<()> {
+        &self.inner.recovery
+    }
+
+    pub(crate) fn notify_redeemed(&self) {
+        self.inner.redeemed.notify_one();
+    }
+
+    /// Resolves after the next successful redemption (or at once if one happened since the last
+    /// call).
+    pub async fn redeemed(&self) {
+        self.inner.redeemed.notified().await;
+    }
+
+    /// The cdk wallet for `mint` and `unit` (created on first use; the client-side rate limiter
+    /// is off, a paywall talks to its mint as often as it is paid).
+    pub async fn wallet(
+        &self,
+        mint: &MintUrl,
+        unit: &CurrencyUnit,
+    ) -> Result<Wallet, MerchantError> {
+        let mut wallets = self.inner.wallets.lock().await;
+        let key = (mint.clone(), unit.clone());
+        if let Some(w) = wallets.get(&key) {
+            return Ok(w.clone());
+        }
+        let wallet = WalletBuilder::new()
+            .mint_url(mint.clone())
+            .unit(unit.clone())
+            .localstore(self.inner.localstore.clone())
+            .seed(*self.inner.seed.as_bytes())
+            .without_rate_limiting()
+            .build()?;
+        wallets.insert(key, wallet.clone());
+        Ok(wallet)
+    }
+
+    /// Balances by mint and unit, from the local database (no network).
+    pub async fn balances(&self) -> Result<Vec<Balance>, MerchantError> {
+        let proofs = self
+            .inner
+            .localstore
+            .get_proofs(None, None, None, None)
+            .await?;
+        let mut by: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+        for p in proofs {
+            let entry = by
+                .entry((p.mint_url.to_string(), p.unit.to_string()))
+                .or_default();
+            let amount = u64::from(p.proof.amount);
+            match p.state {
+                State::Unspent => entry.0 = entry.0.saturating_add(amount),
+                State::Pending | State::Reserved | State::PendingSpent => {
+                    entry.1 = entry.1.saturating_add(amount)
+                }
+                State::Spent => {}
+            }
+        }
+        Ok(by
+            .into_iter()
+            .map(|((mint_url, unit), (spendable, pending))| Balance {
+                mint_url,
+                unit,
+                spendable,
+                pending,
+            })
+            .collect())
+    }
+
+    /// Spendable balance for one mint and unit.
+    pub async fn balance(
+        &self,
+        mint: &MintUrl,
+        unit: &CurrencyUnit,
+    ) -> Result<Amount, MerchantError> {
+        let proofs = self
+            .inner
+            .localstore
+            .get_proofs(
+                Some(mint.clone()),
+                Some(unit.clone()),
+                Some(vec![State::Unspent]),
+                None,
+            )
+            .await?;
+        Ok(Amount::from(
+            proofs
+                .iter()
+                .map(|p| u64::from(p.proof.amount))
+                .fold(0u64, u64::saturating_add),
+        ))
+    }
+
+    /// Start-up recovery: finishes or rolls back the wallet operations a crash interrupted
+    /// (cdk's sagas) and settles the fate of every redemption left in doubt. Only one process
+    /// should serve a data directory: recovery rolls back operations it believes abandoned.
+    pub async fn recover(&self) -> Result<crate::indoubt::RecoverySummary, MerchantError> {
+        crate::indoubt::recover_all(self).await
+    }
+}
+
+impl std::fmt::Debug for Merchant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Merchant")
+            .field("data_dir", &self.inner.data_dir)
+            .field("pubkey", &self.pubkey())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,238 @@
+//! The checks a credential passes before the paywall tries to redeem it: it is a token, from an
+//! accepted mint, in the price's unit, worth the price plus the mint's input fee, locked as the
+//! offer asks (NUT-11) and carrying valid DLEQ proofs when required (NUT-12). None of them
+//! contacts the mint when the wallet's keyset cache is warm.
+
+use axum::http::HeaderValue;
+use cashu_402::parse_credential;
+use cdk::dhke::hash_to_curve;
+use cdk::mint_url::MintUrl;
+use cdk::nuts::nut10::{Kind, Secret as Nut10Secret};
+use cdk::nuts::{CurrencyUnit, KeySetInfo, Proofs, PublicKey, SpendingConditions, Token};
+use cdk::secp256k1::hashes::{sha256, Hash};
+use cdk::wallet::types::KeysetLoadPolicy;
+use cdk::wallet::Wallet;
+use cdk::Amount;
+
+use crate::error::PaywallError;
+use crate::merchant::Merchant;
+use crate::paywall::Offer;
+use crate::store::RedemptionState;
+
+/// A credential that passed every offline check.
+pub(crate) struct Checked {
+    pub encoded: String,
+    pub wallet: Wallet,
+    pub mint_url: MintUrl,
+    pub unit: CurrencyUnit,
+    pub ys: Vec<PublicKey>,
+    pub key: String,
+    pub value: Amount,
+}
+
+/// The replay-record key of a set of proofs: SHA-256 over their sorted Y values, so that the
+/// same proofs give the same key however the token is encoded (V3/V4, padding, short ids).
+pub fn token_key(ys: &[PublicKey]) -> String {
+    let mut sorted: Vec<[u8; 33]> = ys.iter().map(|y| y.to_bytes()).collect();
+    sorted.sort_unstable();
+    let mut bytes = Vec::with_capacity(sorted.len() * 33);
+    for y in &sorted {
+        bytes.extend_from_slice(y);
+    }
+    sha256::Hash::hash(&bytes).to_string()
+}
+
+/// Y values of the token's proofs (hash_to_curve of each secret: no keysets needed).
+pub fn token_ys(token: &Token) -> Result<Vec<PublicKey>, PaywallError> {
+    let secrets = token.token_secrets();
+    if secrets.is_empty() {
+        return Err(PaywallError::Malformed("the token holds no proofs".into()));
+    }
+    let mut ys = Vec::with_capacity(secrets.len());
+    for s in secrets {
+        let y = hash_to_curve(s.as_bytes())
+            .map_err(|e| PaywallError::Malformed(format!("bad proof secret: {e}")))?;
+        ys.push(y);
+    }
+    let mut unique = ys.clone();
+    unique.sort_unstable_by_key(|y| y.to_bytes());
+    unique.dedup();
+    if unique.len() != ys.len() {
+        return Err(PaywallError::Malformed(
+            "the token holds the same proof twice".into(),
+        ));
+    }
+    Ok(ys)
+}
+
+/// A wallet error met while checking: ambiguous ones (network, 5xx) mean the mint is
+/// unreachable, definitive ones that the token cannot be redeemed.
+pub(crate) fn wallet_error(e: cdk::Error) -> PaywallError {
+    if e.is_definitive_failure() {
+        PaywallError::Refused(e.to_string())
+    } else {
+        PaywallError::MintUnavailable {
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// Runs every check of `header` against `offer`.
+pub(crate) async fn check(
+    merchant: &Merchant,
+    offer: &Offer,
+    header: &HeaderValue,
+) -> Result<Checked, PaywallError> {
+    let encoded = header
+        .to_str()
+        .map_err(|_| PaywallError::Malformed("the header is not ASCII".into()))?
+        .trim()
+        .to_string();
+    let token = parse_credential(&encoded).map_err(|e| PaywallError::Malformed(e.to_string()))?;
+    let mint_url = token
+        .mint_url()
+        .map_err(|e| PaywallError::Malformed(e.to_string()))?;
+    if !offer.mints.contains(&mint_url) {
+        return Err(PaywallError::MintNotAccepted {
+            mint: mint_url.to_string(),
+        });
+    }
+    let unit = token.unit().unwrap_or_default();
+    if unit != offer.price.unit {
+        return Err(PaywallError::UnitMismatch {
+            got: unit.to_string(),
+            want: offer.price.unit.to_string(),
+        });
+    }
+    let ys = token_ys(&token)?;
+    let key = token_key(&ys);
+
+    // A token already used is refused here, without asking the wallet or the mint.
+    let record = merchant
+        .store()
+        .redemption(&key)
+        .await
+        .map_err(|e| PaywallError::Internal {
+            detail: e.to_string(),
+        })?;
+    if let Some(r) = record {
+        if matches!(
+            r.state,
+            RedemptionState::Redeeming | RedemptionState::Redeemed | RedemptionState::Spent
+        ) {
+            return Err(PaywallError::Replay);
+        }
+    }
+
+    let wallet = merchant
+        .wallet(&mint_url, &unit)
+        .await
+        .map_err(|e| PaywallError::Internal {
+            detail: e.to_string(),
+        })?;
+    let proofs = token_proofs(&wallet, &token).await?;
+    let value = proofs
+        .iter()
+        .try_fold(Amount::ZERO, |acc, p| acc.checked_add(p.amount))
+        .ok_or_else(|| PaywallError::Malformed("the token's amounts overflow".into()))?;
+    let fee = wallet
+        .get_proofs_fee(&proofs)
+        .await
+        .map_err(wallet_error)?
+        .total;
+    let required = offer
+        .price
+        .amount
+        .checked_add(fee)
+        .ok_or_else(|| PaywallError::Internal {
+            detail: "price plus fee overflows".into(),
+        })?;
+    if value < required {
+        return Err(PaywallError::Insufficient {
+            value: value.into(),
+            fee: fee.into(),
+            price: offer.price.amount.into(),
+            required: required.into(),
+            unit: unit.to_string(),
+        });
+    }
+
+    if let Some(pubkey) = offer.lock {
+        check_lock(&wallet, &token, &proofs, pubkey).await?;
+    }
+    if offer.require_dleq {
+        wallet
+            .verify_token_dleq(&token)
+            .await
+            .map_err(|e| PaywallError::DleqInvalid(e.to_string()))?;
+    }
+    Ok(Checked {
+        encoded,
+        wallet,
+        mint_url,
+        unit,
+        ys,
+        key,
+        value,
+    })
+}
+
+/// The token's proofs with their full keyset ids (V4 tokens carry short ids).
+async fn token_proofs(wallet: &Wallet, token: &Token) -> Result<Proofs, PaywallError> {
+    let keysets = wallet
+        .keysets(KeysetLoadPolicy::CacheThenNetwork)
+        .await
+        .map_err(wallet_error)?;
+    let infos: Vec<KeySetInfo> = keysets
+        .into_iter()
+        .map(|k| KeySetInfo {
+            id: k.id,
+            unit: k.unit,
+            active: k.active.unwrap_or(false),
+            input_fee_ppk: k.input_fee_ppk,
+            final_expiry: k.final_expiry,
+        })
+        .collect();
+    token
+        .proofs(&infos)
+        .map_err(|e| PaywallError::Refused(format!("the token's keyset is unknown: {e}")))
+}
+
+/// Every proof must be a P2PK secret locked to exactly `pubkey`: no other signers, no refund
+/// path (cdk's `verify_token_p2pk` checks the key set, signature count and refund rules).
+async fn check_lock(
+    wallet: &Wallet,
+    token: &Token,
+    proofs: &Proofs,
+    pubkey: PublicKey,
+) -> Result<(), PaywallError> {
+    for proof in proofs {
+        let secret = Nut10Secret::try_from(&proof.secret).map_err(|_| {
+            PaywallError::LockInvalid("a proof is not locked (plain secret)".into())
+        })?;
+        if secret.kind() != Kind::P2PK {
+            return Err(PaywallError::LockInvalid(format!(
+                "a proof is locked with {:?}, not P2PK",
+                secret.kind()
+            )));
+        }
+    }
+    wallet
+        .verify_token_p2pk(token, SpendingConditions::new_p2pk(pubkey, None))
+        .await
+        .map_err(|e| PaywallError::LockInvalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_key_ignores_order() {
+        let a = hash_to_curve(b"a").unwrap();
+        let b = hash_to_curve(b"b").unwrap();
+        assert_eq!(token_key(&[a, b]), token_key(&[b, a]));
+        assert_ne!(token_key(&[a, b]), token_key(&[a]));
+        assert_eq!(token_key(&[a]).len(), 64);
+    }
+}
