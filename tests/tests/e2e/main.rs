@@ -13,5 +13,6 @@ mod http_errors;
 mod interop_nutshell;
 mod lifecycle;
 mod nuts;
+mod pay_per_request;
 mod postgres;
 mod smoke;

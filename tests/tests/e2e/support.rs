@@ -309,3 +309,170 @@ impl MintProcess {
         std::fs::read_to_string(log_file).unwrap_or_default()
     }
 }
+
+/// A binary of this workspace, built by `cargo test --workspace` beside the tests.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let bin = mint_binary().with_file_name(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// An example of this workspace (`cargo test --workspace` builds examples too).
+pub fn workspace_example(name: &str) -> PathBuf {
+    let bin = mint_binary().with_file_name("examples").join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Any long-running process of ours that prints `listening on http://ADDR` once it serves.
+pub struct ServiceProcess {
+    child: Option<Child>,
+    pub url: String,
+    pub log_file: PathBuf,
+}
+
+impl ServiceProcess {
+    pub fn start(program: &Path, args: &[&str], log_file: PathBuf) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_file)
+            .unwrap();
+        let mut child = Command::new(program)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!(
+                "{} did not start; log:\n{}",
+                program.display(),
+                std::fs::read_to_string(&log_file).unwrap_or_default()
+            )
+        });
+        Self {
+            child: Some(child),
+            url,
+            log_file,
+        }
+    }
+
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The `agent-wallet` CLI on a data dir and home mint.
+pub struct AgentCli {
+    pub data_dir: PathBuf,
+    pub mint_url: String,
+}
+
+/// What one CLI run gave back.
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl AgentCli {
+    pub fn run(&self, args: &[&str]) -> CliRun {
+        let out = Command::new(workspace_binary("agent-wallet"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--mint")
+            .arg(&self.mint_url)
+            .args(args)
+            .env_remove("AGENT_WALLET_TOKEN")
+            .output()
+            .unwrap();
+        CliRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and requires exit code 0.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 0,
+            "agent-wallet {args:?}: {}\n{}",
+            r.stderr, r.stdout
+        );
+        r.stdout
+    }
+
+    pub fn balance(&self) -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["--json", "balance"])).unwrap();
+        v["total"].as_u64().unwrap()
+    }
+
+    pub fn ledger(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(&self.ok(&["ledger", "--json"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+/// `merchant` CLI calls on a data dir (run them while no server holds that dir).
+pub fn merchant_cli(data_dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(workspace_binary("merchant"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "merchant {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The merchant's spendable balance, summed over mints.
+pub fn merchant_balance(data_dir: &Path) -> u64 {
+    merchant_cli(data_dir, &["balance"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["spendable"].as_u64().unwrap())
+        .sum()
+}
