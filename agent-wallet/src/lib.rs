@@ -77,10 +77,12 @@
 
 pub use cashu_402;
 
+mod budget;
 mod config;
 mod error;
 mod http;
 mod ledger;
+pub mod mcp;
 mod oplock;
 mod outbox;
 mod pay;
@@ -92,6 +94,7 @@ mod store;
 mod tokens;
 mod wallet;
 
+pub use budget::{AllowanceDrawRoom, Budget, HostBudget};
 pub use config::{Config, CONFIG_FILE};
 pub use error::{exit_code, WalletError};
 pub use http::{FetchResponse, HttpResponse, PayRequest, MAX_BODY_BYTES};

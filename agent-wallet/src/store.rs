@@ -120,6 +120,22 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// The newest `limit` ledger rows, newest first, of one host or of all.
+    pub fn recent(
+        &self,
+        host: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, WalletError> {
+        let conn = self.conn();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE ?1 IS NULL OR host = ?1
+             ORDER BY time DESC, rowid DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![host, limit], ledger_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     pub fn ledger_entry(&self, id: &str) -> Result<Option<LedgerEntry>, WalletError> {
         let conn = self.conn();
         ledger_entry_in(&conn, id)

@@ -8,5 +8,6 @@ mod support;
 
 mod cli;
 mod crash;
+mod mcp;
 mod payments;
 mod policy;
