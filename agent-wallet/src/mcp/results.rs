@@ -142,7 +142,7 @@ pub fn budget(b: &Budget) -> CallToolResult {
     if let Some(h) = &b.host {
         if h.allowed {
             summary.push_str(&format!(
-                "; {} may still be paid {} in the last 24 h",
+                "; {} may still be paid {} under its rolling 24 h cap",
                 h.host,
                 cap(h.remaining_last_24h)
             ));

@@ -12,18 +12,24 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::support::*;
 
-/// An MCP session with `agent-wallet [args] mcp` on `cli`'s data dir, and its stderr.
-struct Session {
-    client: RunningService<RoleClient, ()>,
+/// An MCP session with the `agent-wallet mcp` server process, and its stderr.
+pub struct Session {
+    pub client: RunningService<RoleClient, ()>,
     stderr: tokio::task::JoinHandle<String>,
 }
 
 impl Session {
-    async fn start(cli: &CliRunner, args: &[&str]) -> Self {
+    /// `agent-wallet [args] mcp` on `cli`'s data dir.
+    pub async fn start(cli: &CliRunner, args: &[&str]) -> Self {
         let mut all = args.to_vec();
         all.push("mcp");
         let mut cmd = cli.command(&all);
         cmd.env("AGENT_WALLET_LOG", "info");
+        Self::spawn(cmd).await
+    }
+
+    /// Runs `cmd` (an `agent-wallet ... mcp` command) and initializes a session with it.
+    pub async fn spawn(cmd: tokio::process::Command) -> Self {
         let (transport, stderr) = TokioChildProcess::builder(cmd)
             .stderr(Stdio::piped())
             .spawn()
@@ -42,7 +48,7 @@ impl Session {
         Self { client, stderr }
     }
 
-    async fn call(&self, tool: &str, args: Value) -> CallToolResult {
+    pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
         let Value::Object(args) = args else {
             panic!("arguments must be an object")
         };
@@ -54,14 +60,14 @@ impl Session {
     }
 
     /// Calls a tool that must succeed; returns its structured content.
-    async fn ok(&self, tool: &str, args: Value) -> Value {
+    pub async fn ok(&self, tool: &str, args: Value) -> Value {
         let r = self.call(tool, args).await;
         assert_eq!(r.is_error, Some(false), "{tool}: {r:?}");
         r.structured_content.unwrap()
     }
 
     /// Hangs up; returns what the server wrote to stderr.
-    async fn close(self) -> String {
+    pub async fn close(self) -> String {
         tokio::time::timeout(DEADLINE, self.client.cancel())
             .await
             .expect("the server did not stop")
@@ -72,7 +78,7 @@ impl Session {
     }
 }
 
-fn text(r: &CallToolResult) -> String {
+pub fn text(r: &CallToolResult) -> String {
     r.content
         .iter()
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
