@@ -281,3 +281,44 @@ pub(crate) fn insert_ledger(conn: &Connection, e: &LedgerEntry) -> Result<(), Wa
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, time: u64, host: &str) -> LedgerEntry {
+        LedgerEntry {
+            id: id.into(),
+            time,
+            host: host.into(),
+            path: "/".into(),
+            method: "GET".into(),
+            amount: 1,
+            fee: 0,
+            unit: "sat".into(),
+            scheme: "cashu".into(),
+            mint: "http://mint.test".into(),
+            outcome: Outcome::Paid,
+            counted: true,
+            status: Some(200),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn recent_is_newest_first_limited_and_filtered_by_host() {
+        let store = Store::open_in_memory().unwrap();
+        for (id, time, host) in [
+            ("a", 10, "x.test"),
+            ("b", 20, "y.test"),
+            ("c", 30, "x.test"),
+        ] {
+            insert_ledger(&store.conn(), &row(id, time, host)).unwrap();
+        }
+        let ids = |rows: Vec<LedgerEntry>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.recent(None, 10).unwrap()), ["c", "b", "a"]);
+        assert_eq!(ids(store.recent(None, 2).unwrap()), ["c", "b"]);
+        assert_eq!(ids(store.recent(Some("x.test"), 10).unwrap()), ["c", "a"]);
+        assert!(store.recent(Some("z.test"), 10).unwrap().is_empty());
+    }
+}

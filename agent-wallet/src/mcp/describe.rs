@@ -44,8 +44,8 @@ pub fn tool(name: &str, policy: &Policy) -> Option<String> {
              allows. Cost: the server's price plus small mint fees; an answer other than 402 \
              costs nothing. {} Set max_cost to cap this one call lower. A payment the policy \
              refuses spends nothing and comes back as an error result with the reason; an \
-             answer >= 400 is an error result too (a refused paid request gets its ecash \
-             back). Call budget first to see what is left.",
+             answer >= 400 is an error result too (if the server did not take the token, the \
+             wallet takes it back). Call budget first to see what is left.",
             limits(policy)
         ),
         "balance" => "The ecash the wallet holds, in sat, in all and per mint. Free: no \
