@@ -4,6 +4,13 @@
 //! data dir), enforces the spending policy a human set, and pays HTTP 402 endpoints by itself
 //! (Cashu NUT-24 `X-Cashu`), recording every payment in a spend ledger.
 //!
+//! # Embedding it
+//!
+//! A Rust agent needs [`AgentWallet`] (open, [`receive`](AgentWallet::receive) an allowance)
+//! and the paying client [`AgentWallet::fetch`] with a [`PayRequest`]. The runnable version,
+//! with argument handling, is `agent-wallet/examples/pay_api.rs`
+//! (`cargo run -p agent-wallet --example pay_api -- MINT_URL URL`).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), agent_wallet::WalletError> {
 //! use agent_wallet::{AgentWallet, PayRequest, WalletOptions};
@@ -15,9 +22,22 @@
 //! let url = url::Url::parse("https://api.example.com/v1/search?q=rust").expect("url");
 //! let answer = wallet.fetch(PayRequest::get(url).max_cost(Some(21))).await?;
 //! println!("{} cost {}", answer.response.status, answer.cost());
-//! for row in wallet.ledger()? { println!("{} {} {}", row.host, row.amount, row.outcome); }
+//! let left = wallet.budget(Some("api.example.com")).await?; // what the policy still allows
+//! println!("next request may cost up to {}", left.next_request_max);
+//! for row in wallet.recent_payments(None, 10)? {               // newest first
+//!     println!("{} {} {}", row.host, row.cost(), row.outcome);
+//! }
 //! # Ok(()) }
 //! ```
+//!
+//! A refused payment is [`WalletError::PolicyRefused`] (nothing spent); see
+//! [`WalletError::kind`] and [`WalletError::exit_code`] for the rest.
+//!
+//! # From an MCP client
+//!
+//! `agent-wallet mcp` serves the same wallet to any Model Context Protocol client over stdio
+//! (tools `fetch`, `balance`, `budget`, `ledger`, `receive`): see [`mcp`] and the README
+//! section "Use the wallet from an MCP client".
 //!
 //! # How a payment goes
 //!
@@ -57,7 +77,8 @@
 //!
 //! `agent-wallet [--data-dir DIR] [--mint URL] [--policy KEY=VALUE]... [--json] COMMAND`, with
 //! `init`, `receive TOKEN|-`, `balance`, `send AMOUNT`, `fetch URL [-X METHOD] [-d BODY]
-//! [-H HEADER]... [--max-cost N]`, `ledger [--json|--csv]`, `policy show|set KEY VALUE`.
+//! [-H HEADER]... [--max-cost N]`, `ledger [--json|--csv]`, `policy show|set KEY VALUE`,
+//! `mcp [--timeout SECS]`.
 //! Environment: `AGENT_WALLET_DATA_DIR`, `AGENT_WALLET_MINT`, and `AGENT_WALLET_TOKEN`
 //! (a `cashuB` allowance imported at every start; importing it again is a no-op).
 //!
@@ -77,10 +98,12 @@
 
 pub use cashu_402;
 
+mod budget;
 mod config;
 mod error;
 mod http;
 mod ledger;
+pub mod mcp;
 mod oplock;
 mod outbox;
 mod pay;
@@ -92,6 +115,7 @@ mod store;
 mod tokens;
 mod wallet;
 
+pub use budget::{AllowanceDrawRoom, Budget, HostBudget};
 pub use config::{Config, CONFIG_FILE};
 pub use error::{exit_code, WalletError};
 pub use http::{FetchResponse, HttpResponse, PayRequest, MAX_BODY_BYTES};

@@ -88,6 +88,13 @@ pub enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Serve the wallet to an MCP client over stdin/stdout (tools: fetch, balance, budget,
+    /// ledger, receive); logs go to stderr
+    Mcp {
+        /// Seconds to wait for each answer to a fetch
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Show or change the spending policy
     Policy {
         #[command(subcommand)]

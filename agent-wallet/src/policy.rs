@@ -272,7 +272,7 @@ fn validate_host_pattern(pattern: &str) -> Result<(), PolicySetError> {
 }
 
 /// Splits `host:port` (an IPv6 literal keeps its brackets). Returns the port text if any.
-fn split_port(pattern: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_port(pattern: &str) -> (&str, Option<&str>) {
     if let Some(rest) = pattern.strip_prefix('[') {
         if let Some(end) = rest.find(']') {
             let after = &rest[end + 1..];
@@ -315,7 +315,7 @@ pub fn host_matches(pattern: &str, host: &str, port: Option<u16>) -> bool {
 }
 
 /// Serde for caps: an integer, or `"unlimited"`.
-mod limit {
+pub(crate) mod limit {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {

@@ -120,6 +120,22 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// The newest `limit` ledger rows, newest first, of one host or of all.
+    pub fn recent(
+        &self,
+        host: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, WalletError> {
+        let conn = self.conn();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE ?1 IS NULL OR host = ?1
+             ORDER BY time DESC, rowid DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![host, limit], ledger_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     pub fn ledger_entry(&self, id: &str) -> Result<Option<LedgerEntry>, WalletError> {
         let conn = self.conn();
         ledger_entry_in(&conn, id)
@@ -264,4 +280,45 @@ pub(crate) fn insert_ledger(conn: &Connection, e: &LedgerEntry) -> Result<(), Wa
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, time: u64, host: &str) -> LedgerEntry {
+        LedgerEntry {
+            id: id.into(),
+            time,
+            host: host.into(),
+            path: "/".into(),
+            method: "GET".into(),
+            amount: 1,
+            fee: 0,
+            unit: "sat".into(),
+            scheme: "cashu".into(),
+            mint: "http://mint.test".into(),
+            outcome: Outcome::Paid,
+            counted: true,
+            status: Some(200),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn recent_is_newest_first_limited_and_filtered_by_host() {
+        let store = Store::open_in_memory().unwrap();
+        for (id, time, host) in [
+            ("a", 10, "x.test"),
+            ("b", 20, "y.test"),
+            ("c", 30, "x.test"),
+        ] {
+            insert_ledger(&store.conn(), &row(id, time, host)).unwrap();
+        }
+        let ids = |rows: Vec<LedgerEntry>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.recent(None, 10).unwrap()), ["c", "b", "a"]);
+        assert_eq!(ids(store.recent(None, 2).unwrap()), ["c", "b"]);
+        assert_eq!(ids(store.recent(Some("x.test"), 10).unwrap()), ["c", "a"]);
+        assert!(store.recent(Some("z.test"), 10).unwrap().is_empty());
+    }
 }

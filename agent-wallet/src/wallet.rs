@@ -236,6 +236,19 @@ impl AgentWallet {
         self.store.ledger()
     }
 
+    /// The newest `limit` ledger rows, newest first; with `host`, only that host's (matched
+    /// case-insensitively, without a port).
+    pub fn recent_payments(
+        &self,
+        host: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, WalletError> {
+        let host = host
+            .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|h| !h.is_empty());
+        self.store.recent(host.as_deref(), limit)
+    }
+
     fn lock_wallets(&self) -> std::sync::MutexGuard<'_, BTreeMap<MintUrl, Wallet>> {
         // The map is only ever inserted into; a panic elsewhere cannot leave it inconsistent.
         self.wallets.lock().unwrap_or_else(|e| e.into_inner())

@@ -1,5 +1,7 @@
 //! The commands of the `agent-wallet` binary.
 
+mod mcp;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -40,7 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let mut options = WalletOptions::new(&data_dir);
     options.mint = mint.clone();
     options.policy = Some(policy);
-    if let Command::Fetch { timeout, .. } = &cli.command {
+    if let Command::Fetch { timeout, .. } | Command::Mcp { timeout } = &cli.command {
         options.request_timeout = Duration::from_secs(*timeout);
     }
     let wallet = AgentWallet::open_with(options).await?;
@@ -112,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             max_cost,
             ..
         } => return fetch(&wallet, url, method, data, headers, max_cost, json).await,
+        Command::Mcp { timeout } => return mcp::serve(wallet, Duration::from_secs(timeout)).await,
         Command::Ledger { json: as_json, csv } => {
             let entries = wallet.ledger()?;
             if as_json || json {

@@ -8,5 +8,8 @@ mod support;
 
 mod cli;
 mod crash;
+mod examples;
+mod mcp;
+mod mcp_readme;
 mod payments;
 mod policy;
