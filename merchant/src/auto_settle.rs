@@ -147,6 +147,14 @@ impl AutoSettler {
         mint: &MintUrl,
         balance: u64,
     ) -> Result<Option<Settlement>, AutoSettleError> {
+        if let Err(e) = crate::settle::resolve_pending_settlements(
+            &self.merchant,
+            Some(crate::settle::IN_FLIGHT_GRACE),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "cannot resolve the pending settlements");
+        }
         let wallet = self.merchant.wallet(mint, &CurrencyUnit::Sat).await?;
         let available = balance.saturating_sub(self.config.keep_sat);
         // The mint's input fee for every proof held: an upper bound of what the melt's inputs

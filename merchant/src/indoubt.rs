@@ -44,6 +44,10 @@ pub struct RecoverySummary {
     pub released: usize,
     /// Still unknown (the mint is still unreachable).
     pub still_in_doubt: usize,
+    /// Pending settlements the mint reported paid, not paid (failed), or still pending.
+    pub settlements_paid: usize,
+    pub settlements_failed: usize,
+    pub settlements_pending: usize,
 }
 
 /// The fate of one in-doubt redemption after recovery.

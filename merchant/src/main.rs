@@ -110,7 +110,8 @@ async fn settle(cli: &Cli, merchant: &Merchant, invoice: &str, unit: &str) -> an
 }
 
 async fn settlements(cli: &Cli, merchant: &Merchant, limit: usize) -> anyhow::Result<()> {
-    let list = merchant.store().settlements(limit).await?;
+    // Pending ones are resolved first (the mint is asked what became of their melt).
+    let list = merchant.settlements(limit).await?;
     if cli.json {
         println!("{}", serde_json::to_string(&list)?);
         return Ok(());

@@ -9,7 +9,7 @@
 //! | `wallet.sqlite` | cdk's wallet database: proofs, keysets, sagas, transactions |
 //! | `merchant.sqlite` | the replay record and the settlement log |
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, Notify, RwLock};
 
 use crate::seed::{self, Seed, SeedError};
-use crate::store::{Store, StoreError};
+use crate::store::{Settlement, SettlementSource, Store, StoreError};
 
 /// File name of cdk's wallet database inside the data directory.
 pub const WALLET_FILE: &str = "wallet.sqlite";
@@ -82,6 +82,25 @@ struct Inner {
     recovery: RwLock<()>,
     /// Woken after every successful redemption (the automatic settler waits on it).
     redeemed: Notify,
+    /// Settlements being paid by this process: resolving pending settlements leaves them alone.
+    settling: std::sync::Mutex<HashSet<i64>>,
+    /// Held while a settlement row is created and registered in `settling`, and while the
+    /// resolver lists pending rows, so that it never sees a row of ours before it is registered.
+    settling_gate: Mutex<()>,
+    /// One resolution of pending settlements at a time.
+    resolving: Mutex<()>,
+}
+
+/// A settlement this process is paying; dropping it unregisters it.
+pub(crate) struct InFlight {
+    merchant: Merchant,
+    pub(crate) id: i64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.merchant.settling_set().remove(&self.id);
+    }
 }
 
 impl Merchant {
@@ -118,6 +137,9 @@ impl Merchant {
                 store,
                 recovery: RwLock::new(()),
                 redeemed: Notify::new(),
+                settling: std::sync::Mutex::new(HashSet::new()),
+                settling_gate: Mutex::new(()),
+                resolving: Mutex::new(()),
             }),
         })
     }
@@ -150,6 +172,52 @@ impl Merchant {
 
     pub(crate) fn recovery_lock(&self) -> &RwLock<()> {
         &self.inner.recovery
+    }
+
+    fn settling_set(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.inner
+            .settling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Logs the start of a settlement (outcome `pending`) and registers it as being paid by
+    /// this process until the returned guard is dropped.
+    pub(crate) async fn start_settlement(
+        &self,
+        mint_url: String,
+        unit: String,
+        amount: u64,
+        invoice: String,
+        source: SettlementSource,
+    ) -> Result<InFlight, StoreError> {
+        let _gate = self.inner.settling_gate.lock().await;
+        let id = self
+            .store()
+            .start_settlement(mint_url, unit, amount, invoice, source)
+            .await?;
+        self.settling_set().insert(id);
+        Ok(InFlight {
+            merchant: self.clone(),
+            id,
+        })
+    }
+
+    /// Pending settlements that no task of this process is paying.
+    pub(crate) async fn abandoned_pending_settlements(
+        &self,
+    ) -> Result<Vec<Settlement>, StoreError> {
+        let _gate = self.inner.settling_gate.lock().await;
+        let pending = self.store().pending_settlements().await?;
+        let busy = self.settling_set().clone();
+        Ok(pending
+            .into_iter()
+            .filter(|s| !busy.contains(&s.id))
+            .collect())
+    }
+
+    pub(crate) fn resolving_lock(&self) -> &Mutex<()> {
+        &self.inner.resolving
     }
 
     pub(crate) fn notify_redeemed(&self) {
@@ -244,8 +312,25 @@ impl Merchant {
     /// Start-up recovery: finishes or rolls back the wallet operations a crash interrupted
     /// (cdk's sagas) and settles the fate of every redemption left in doubt. Only one process
     /// should serve a data directory: recovery rolls back operations it believes abandoned.
+    ///
+    /// Then every settlement left `pending` is resolved by asking the mint for its melt quote:
+    /// paid (fee recorded, change restored to the wallet), failed (the mint did not pay; the
+    /// ecash is back in the wallet) or still pending.
     pub async fn recover(&self) -> Result<crate::indoubt::RecoverySummary, MerchantError> {
-        crate::indoubt::recover_all(self).await
+        let mut summary = crate::indoubt::recover_all(self).await?;
+        let settlements = crate::settle::resolve_pending_settlements(self, None).await?;
+        summary.settlements_paid = settlements.paid;
+        summary.settlements_failed = settlements.failed;
+        summary.settlements_pending = settlements.pending;
+        Ok(summary)
+    }
+
+    /// The settlement log, newest first, after resolving the pending settlements (those another
+    /// process may still be paying, updated in the last minute, are left as they are).
+    pub async fn settlements(&self, limit: usize) -> Result<Vec<Settlement>, MerchantError> {
+        crate::settle::resolve_pending_settlements(self, Some(crate::settle::IN_FLIGHT_GRACE))
+            .await?;
+        Ok(self.store().settlements(limit).await?)
     }
 }
 

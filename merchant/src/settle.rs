@@ -3,17 +3,32 @@
 //! `quote → prepare → confirm` with cdk's melt saga (fee reserve reserved up front, NUT-08
 //! change returned to the wallet). Each settlement is logged in the merchant database before
 //! the payment starts and updated when it ends.
+//!
+//! When the confirm step fails, the outcome is not assumed: the mint is asked for the melt
+//! quote's state (after cdk's melt saga for it has run), and the settlement is logged as paid,
+//! failed, or pending only while the mint itself does not know yet. A settlement left pending
+//! (mint unreachable, crash) is resolved the same way later: by [`Merchant::recover`], when the
+//! settlements are listed, and before a new settlement starts.
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::time::Duration;
 
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, MeltQuoteState, PaymentMethod};
+use cdk::wallet::types::{OperationData, TransactionDirection, TransactionStatus, WalletSagaState};
 use cdk::wallet::{PreparedMelt, Wallet};
 use cdk::{Amount, Bolt11Invoice};
+use serde::Serialize;
 
 use crate::merchant::{Merchant, MerchantError};
-use crate::store::{Outcome, Settlement, SettlementSource, StoreError};
+use crate::store::{now, Outcome, Settlement, SettlementSource, StoreError};
+
+/// How long after its last update a pending settlement may still be in flight in another
+/// process sharing the data directory (the `merchant` CLI beside a gateway). Listing the
+/// settlements and starting a new one leave younger pending settlements alone; start-up
+/// recovery (one process per data directory) does not wait.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettleError {
@@ -59,8 +74,10 @@ pub async fn settle(
 ) -> Result<Settlement, SettleError> {
     let invoice = invoice.trim().to_string();
     let amount = invoice_amount_sat(&invoice)?.ok_or(SettleError::AmountlessInvoice)?;
-    let id = merchant
-        .store()
+    if let Err(e) = resolve_pending_settlements(merchant, Some(IN_FLIGHT_GRACE)).await {
+        tracing::warn!(error = %e, "cannot resolve the pending settlements");
+    }
+    let flight = merchant
         .start_settlement(
             mint.to_string(),
             unit.to_string(),
@@ -69,6 +86,7 @@ pub async fn settle(
             source,
         )
         .await?;
+    let id = flight.id;
     let result = async {
         let wallet = merchant.wallet(mint, unit).await?;
         let quote = wallet
@@ -97,7 +115,7 @@ pub async fn settle(
             .prepare_melt(&quote.id, HashMap::new())
             .await
             .map_err(|e| SettleError::Payment(e.to_string()))?;
-        confirm(prepared, id).await
+        confirm(merchant, &wallet, prepared, id).await
     }
     .await;
     finish(merchant, id, result).await
@@ -114,7 +132,7 @@ pub(crate) async fn settle_prepared(
     let quote = prepared.quote().clone();
     let store = merchant.store();
     let started = async {
-        let id = store
+        let flight = merchant
             .start_settlement(
                 wallet.mint_url.to_string(),
                 wallet.unit.to_string(),
@@ -124,13 +142,13 @@ pub(crate) async fn settle_prepared(
             )
             .await?;
         store
-            .settlement_quoted(id, quote.id.clone(), quote.fee_reserve.into())
+            .settlement_quoted(flight.id, quote.id.clone(), quote.fee_reserve.into())
             .await?;
-        Ok::<_, StoreError>(id)
+        Ok::<_, StoreError>(flight)
     }
     .await;
-    let id = match started {
-        Ok(id) => id,
+    let flight = match started {
+        Ok(flight) => flight,
         Err(e) => {
             // Not logged, so not paid: release the reserved proofs.
             if let Err(c) = prepared.cancel().await {
@@ -139,7 +157,8 @@ pub(crate) async fn settle_prepared(
             return Err(e.into());
         }
     };
-    let result = confirm(prepared, id).await;
+    let id = flight.id;
+    let result = confirm(merchant, wallet, prepared, id).await;
     finish(merchant, id, result).await
 }
 
@@ -175,15 +194,43 @@ async fn finish(
 
 /// Confirms a prepared melt; returns the fee paid beyond the invoice amount (Lightning fee and
 /// the mint's input fees, including those of a swap made to get exact proofs).
-async fn confirm(prepared: PreparedMelt<'_>, id: i64) -> Result<u64, SettleError> {
+async fn confirm(
+    merchant: &Merchant,
+    wallet: &Wallet,
+    prepared: PreparedMelt<'_>,
+    id: i64,
+) -> Result<u64, SettleError> {
     let amount = prepared.amount();
     let swap_fee = prepared.swap_fee();
+    let quote_id = prepared.quote().id.clone();
     let finalized = match prepared.confirm().await {
         Ok(f) => f,
-        Err(e) if e.is_definitive_failure() => return Err(SettleError::Payment(e.to_string())),
         Err(e) => {
-            tracing::warn!(settlement = id, error = %e, "melt outcome unknown; left pending");
-            return Err(SettleError::Pending { id });
+            // cdk has already run its saga recovery for this melt (which returns the melt if it
+            // was paid after all, and releases the proofs if the mint says it was not); what the
+            // error says is not the outcome. Ask the mint.
+            let refused = e.is_definitive_failure();
+            return match melt_verdict(merchant, wallet, &quote_id, refused).await {
+                Ok(MeltVerdict::Paid { fee }) => {
+                    let fee = fee.unwrap_or(0).saturating_add(swap_fee.into());
+                    tracing::info!(settlement = id, %amount, fee, error = %e,
+                        "the melt failed to confirm but the mint paid it");
+                    Ok(fee)
+                }
+                Ok(MeltVerdict::NotPaid(why)) => {
+                    tracing::warn!(settlement = id, error = %e, %why, "the mint did not pay the invoice");
+                    Err(SettleError::Payment(format!("{e} ({why})")))
+                }
+                Ok(MeltVerdict::Pending(why)) => {
+                    tracing::warn!(settlement = id, error = %e, %why, "melt outcome unknown; left pending");
+                    Err(SettleError::Pending { id })
+                }
+                Err(db) => {
+                    tracing::warn!(settlement = id, error = %e, check = %db,
+                        "melt outcome unknown (cannot check it); left pending");
+                    Err(SettleError::Pending { id })
+                }
+            };
         }
     };
     match finalized.state() {
@@ -197,5 +244,202 @@ async fn confirm(prepared: PreparedMelt<'_>, id: i64) -> Result<u64, SettleError
         }
         MeltQuoteState::Pending | MeltQuoteState::Unknown => Err(SettleError::Pending { id }),
         other => Err(SettleError::Payment(format!("melt ended {other:?}"))),
+    }
+}
+
+/// What became of a melt quote, according to the mint and to the wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MeltVerdict {
+    /// The mint paid the invoice and the wallet has finished the melt (change restored). `fee`:
+    /// what the melt cost beyond the invoice amount, from the wallet's transaction record.
+    Paid { fee: Option<u64> },
+    /// The mint did not pay (the quote is UNPAID or FAILED) and the wallet holds no proofs for
+    /// it any more: the ecash is spendable again. Says why, for the log.
+    NotPaid(String),
+    /// Not known yet: the mint reports the payment pending or cannot be asked, or the wallet's
+    /// melt saga is still open.
+    Pending(String),
+}
+
+/// Asks the mint for melt quote `quote_id` through cdk's `check_melt_quote_status`, which first
+/// drives the wallet's open melt saga for the quote, if any: a paid melt is finished (proofs
+/// spent, change restored), an unpaid one compensated (proofs released). `refused`: the mint
+/// definitively refused the melt request, so it never executed it.
+async fn melt_verdict(
+    merchant: &Merchant,
+    wallet: &Wallet,
+    quote_id: &str,
+    refused: bool,
+) -> Result<MeltVerdict, MerchantError> {
+    let checked = wallet.check_melt_quote_status(quote_id).await;
+    // The wallet's own view: while a melt saga holds proofs for the quote, the ecash is not back.
+    if melt_saga_open(merchant, wallet, quote_id).await? {
+        let why = match &checked {
+            Ok(q) => format!(
+                "the mint reports the melt quote {}, but the wallet's melt is not finished",
+                q.state
+            ),
+            Err(e) => format!("cannot check the melt quote: {e}"),
+        };
+        return Ok(MeltVerdict::Pending(why));
+    }
+    let quote = match checked {
+        Ok(q) => q,
+        Err(e) if refused => {
+            return Ok(MeltVerdict::NotPaid(format!(
+                "the mint refused the melt; the ecash stayed in the wallet (the quote cannot be \
+                 checked: {e})"
+            )))
+        }
+        Err(e) => {
+            return Ok(MeltVerdict::Pending(format!(
+                "cannot check the melt quote: {e}"
+            )))
+        }
+    };
+    Ok(match quote.state {
+        MeltQuoteState::Paid => MeltVerdict::Paid {
+            fee: melt_fee(wallet, quote_id).await,
+        },
+        state @ (MeltQuoteState::Unpaid | MeltQuoteState::Failed) => MeltVerdict::NotPaid(format!(
+            "the mint reports the melt quote {state}; the ecash stayed in the wallet"
+        )),
+        state => MeltVerdict::Pending(format!("the mint reports the melt quote {state}")),
+    })
+}
+
+/// Whether an unfinished melt saga of `wallet` is for `quote_id`.
+async fn melt_saga_open(
+    merchant: &Merchant,
+    wallet: &Wallet,
+    quote_id: &str,
+) -> Result<bool, MerchantError> {
+    Ok(merchant
+        .localstore()
+        .get_incomplete_sagas()
+        .await?
+        .into_iter()
+        .any(|saga| {
+            saga.mint_url == wallet.mint_url
+                && saga.unit == wallet.unit
+                && matches!(saga.state, WalletSagaState::Melt(_))
+                && matches!(&saga.data, OperationData::Melt(d) if d.quote_id == quote_id)
+        }))
+}
+
+/// The fee the wallet recorded for its completed melt of `quote_id`.
+async fn melt_fee(wallet: &Wallet, quote_id: &str) -> Option<u64> {
+    let transactions = match wallet
+        .list_transactions(Some(TransactionDirection::Outgoing))
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(quote = quote_id, error = %e, "cannot read the wallet's transactions");
+            return None;
+        }
+    };
+    transactions
+        .into_iter()
+        .find(|t| {
+            t.quote_id.as_deref() == Some(quote_id) && t.status == TransactionStatus::Completed
+        })
+        .map(|t| t.fee.into())
+}
+
+/// What resolving the pending settlements did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    /// Found paid (fee recorded).
+    pub paid: usize,
+    /// Found not paid (the ecash is back in the wallet).
+    pub failed: usize,
+    /// Still pending (the mint says so or cannot be asked), or possibly still being paid by
+    /// another process.
+    pub pending: usize,
+}
+
+/// Resolves every settlement left `pending` that this process is not paying, by asking the mint
+/// for its melt quote. With `grace`, settlements updated more recently than that are left alone
+/// (another process may be paying them).
+pub(crate) async fn resolve_pending_settlements(
+    merchant: &Merchant,
+    grace: Option<Duration>,
+) -> Result<Resolved, MerchantError> {
+    let _one_at_a_time = merchant.resolving_lock().lock().await;
+    let mut resolved = Resolved::default();
+    for s in merchant.abandoned_pending_settlements().await? {
+        if let Some(grace) = grace {
+            let grace = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+            if now().saturating_sub(s.updated_at) < grace {
+                resolved.pending += 1;
+                continue;
+            }
+        }
+        match resolve_settlement(merchant, &s).await {
+            Ok(Outcome::Paid) => resolved.paid += 1,
+            Ok(Outcome::Failed) => resolved.failed += 1,
+            Ok(Outcome::Pending) => resolved.pending += 1,
+            Err(e) => {
+                tracing::warn!(settlement = s.id, error = %e, "cannot resolve a pending settlement");
+                resolved.pending += 1;
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// Resolves one pending settlement; returns its outcome now.
+async fn resolve_settlement(merchant: &Merchant, s: &Settlement) -> Result<Outcome, MerchantError> {
+    let store = merchant.store();
+    let Some(quote_id) = s.quote_id.as_deref() else {
+        // No melt quote, no melt: it stopped before anything was paid.
+        store
+            .finish_settlement(
+                s.id,
+                Outcome::Failed,
+                None,
+                Some("interrupted before the mint quoted the melt; nothing was paid".into()),
+            )
+            .await?;
+        tracing::info!(
+            settlement = s.id,
+            "a pending settlement never got a melt quote: failed"
+        );
+        return Ok(Outcome::Failed);
+    };
+    let (Ok(mint), Ok(unit)) = (
+        MintUrl::from_str(&s.mint_url),
+        CurrencyUnit::from_str(&s.unit),
+    ) else {
+        tracing::warn!(settlement = s.id, mint = %s.mint_url, unit = %s.unit,
+            "a pending settlement names an unparsable mint or unit; left pending");
+        return Ok(Outcome::Pending);
+    };
+    let wallet = merchant.wallet(&mint, &unit).await?;
+    match melt_verdict(merchant, &wallet, quote_id, false).await? {
+        MeltVerdict::Paid { fee } => {
+            store
+                .finish_settlement(s.id, Outcome::Paid, fee, None)
+                .await?;
+            tracing::info!(
+                settlement = s.id,
+                amount = s.amount,
+                ?fee,
+                "a pending settlement was paid"
+            );
+            Ok(Outcome::Paid)
+        }
+        MeltVerdict::NotPaid(why) => {
+            store
+                .finish_settlement(s.id, Outcome::Failed, None, Some(why.clone()))
+                .await?;
+            tracing::info!(settlement = s.id, %why, "a pending settlement was not paid: failed");
+            Ok(Outcome::Failed)
+        }
+        MeltVerdict::Pending(why) => {
+            tracing::info!(settlement = s.id, %why, "a settlement is still pending");
+            Ok(Outcome::Pending)
+        }
     }
 }

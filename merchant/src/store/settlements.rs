@@ -1,11 +1,13 @@
 //! The settlement log: every melt of collected ecash to a Lightning invoice, with its amount,
 //! fee, invoice and outcome. A row is written as `pending` before the melt starts and updated
-//! when it ends, so a crash mid-payment leaves a visible trace.
+//! when it ends, so a crash mid-payment leaves a visible trace; a row left pending is resolved
+//! later from the mint's melt quote state (see [`crate::settle`]).
 
 use std::fmt;
 use std::str::FromStr;
 
 use rusqlite::params;
+use rusqlite::types::Value;
 use serde::Serialize;
 
 use super::{now, Store, StoreError};
@@ -160,14 +162,26 @@ impl Store {
 
     /// Settlements, newest first.
     pub async fn settlements(&self, limit: usize) -> Result<Vec<Settlement>, StoreError> {
-        self.query_settlements("ORDER BY id DESC LIMIT ?1", to_i64(limit as u64))
-            .await
+        self.query_settlements(
+            "ORDER BY id DESC LIMIT ?1",
+            Value::Integer(to_i64(limit as u64)),
+        )
+        .await
+    }
+
+    /// Settlements whose outcome is still `pending`, oldest first.
+    pub async fn pending_settlements(&self) -> Result<Vec<Settlement>, StoreError> {
+        self.query_settlements(
+            "WHERE outcome = ?1 ORDER BY id",
+            Value::Text(Outcome::Pending.as_str().to_string()),
+        )
+        .await
     }
 
     /// One settlement by id.
     pub async fn settlement(&self, id: i64) -> Result<Option<Settlement>, StoreError> {
         Ok(self
-            .query_settlements("WHERE id = ?1", id)
+            .query_settlements("WHERE id = ?1", Value::Integer(id))
             .await?
             .into_iter()
             .next())
@@ -176,7 +190,7 @@ impl Store {
     async fn query_settlements(
         &self,
         tail: &'static str,
-        arg: i64,
+        arg: Value,
     ) -> Result<Vec<Settlement>, StoreError> {
         self.with(move |conn| {
             let mut stmt = conn.prepare(&format!(
@@ -240,6 +254,7 @@ mod tests {
         let listed = store.settlements(10).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].outcome, Outcome::Pending);
+        assert_eq!(store.pending_settlements().await.unwrap(), listed);
         store
             .finish_settlement(id, Outcome::Paid, Some(1), None)
             .await
@@ -250,5 +265,6 @@ mod tests {
             (21, Some(1), Some(2), Outcome::Paid, SettlementSource::Auto)
         );
         assert_eq!(s.quote_id.as_deref(), Some("q1"));
+        assert!(store.pending_settlements().await.unwrap().is_empty());
     }
 }

@@ -203,3 +203,179 @@ async fn a_lightning_address_source_is_asked_for_the_balance_less_the_margin() {
         "an invoice for another amount is refused: {e}"
     );
 }
+
+/// A mint quote of the test mint, paid by the fake backend, from a wallet of its own: settling
+/// to its invoice is an internal settlement the mint refuses ("Payment failed").
+async fn paid_mint_quote_invoice(mint: &TestMint, sat: u64) -> String {
+    use cdk::nuts::{MintQuoteState, PaymentMethod};
+    let other = funded_wallet(mint, 1).await;
+    let quote = other
+        .mint_quote(PaymentMethod::BOLT11, Some(sat.into()), None, None)
+        .await
+        .unwrap();
+    eventually("the other wallet's mint quote to be paid", || async {
+        let q = other.check_mint_quote_status(&quote.id).await.unwrap();
+        (q.state == MintQuoteState::Paid).then_some(())
+    })
+    .await;
+    quote.request
+}
+
+#[tokio::test]
+async fn a_melt_the_mint_refuses_for_its_own_already_paid_invoice_ends_failed_not_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let mint = TestMint::start(&dir.path().join("mint")).await;
+    let app = start_app(&mint, &dir.path().join("merchant")).await;
+    collect(&app, &mint, 1).await;
+    assert_eq!(app.balance(&mint).await, 100);
+    let request = paid_mint_quote_invoice(&mint, 50).await;
+
+    // Internal settlement to a quote already paid: the mint answers "Payment failed" and rolls
+    // the melt back (quote UNPAID, proofs released). Not an unknown outcome: a failure.
+    let e = merchant::settle(
+        &app.merchant,
+        &mint.mint_url,
+        &CurrencyUnit::Sat,
+        &request,
+        SettlementSource::Manual,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, merchant::SettleError::Payment(_)),
+        "a failure, not pending: {e}"
+    );
+    assert!(e.to_string().contains("UNPAID"), "{e}");
+    let listed = app.merchant.settlements(10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let s = &listed[0];
+    assert_eq!(s.outcome, Outcome::Failed, "{s:?}");
+    assert!(s.quote_id.is_some());
+    assert!(s.detail.as_deref().unwrap().contains("UNPAID"), "{s:?}");
+
+    // The ecash is back: nothing pending, at most the input fee of the swap the melt made to get
+    // exact proofs is gone.
+    let balances = app.merchant.balances().await.unwrap();
+    assert_eq!(balances.len(), 1);
+    assert_eq!(balances[0].pending, 0, "{balances:?}");
+    assert!(
+        balances[0].spendable >= 100 - FEE_PPK.div_ceil(100),
+        "{balances:?}"
+    );
+    // Recovery has nothing left to resolve, and the ecash settles elsewhere.
+    let summary = app.merchant.recover().await.unwrap();
+    assert_eq!(
+        (
+            summary.settlements_paid,
+            summary.settlements_failed,
+            summary.settlements_pending
+        ),
+        (0, 0, 0),
+        "{summary:?}"
+    );
+    let paid = merchant::settle(
+        &app.merchant,
+        &mint.mint_url,
+        &CurrencyUnit::Sat,
+        &invoice(50),
+        SettlementSource::Manual,
+    )
+    .await
+    .unwrap();
+    assert_eq!(paid.outcome, Outcome::Paid);
+}
+
+/// A settlement row left `pending` with its melt quote (as an earlier version left one when the
+/// mint refused the melt, or a crash leaves one), for a melt the wallet then ran itself.
+async fn pending_row(app: &App, mint: &TestMint, request: &str, pay: bool) -> i64 {
+    use std::collections::HashMap;
+    let wallet = app
+        .merchant
+        .wallet(&mint.mint_url, &CurrencyUnit::Sat)
+        .await
+        .unwrap();
+    let quote = wallet
+        .melt_quote(cdk::nuts::PaymentMethod::BOLT11, request, None, None)
+        .await
+        .unwrap();
+    let store = app.merchant.store();
+    let id = store
+        .start_settlement(
+            mint.url.clone(),
+            "sat".into(),
+            quote.amount.into(),
+            request.to_string(),
+            SettlementSource::Manual,
+        )
+        .await
+        .unwrap();
+    store
+        .settlement_quoted(id, quote.id.clone(), quote.fee_reserve.into())
+        .await
+        .unwrap();
+    let confirmed = wallet
+        .prepare_melt(&quote.id, HashMap::new())
+        .await
+        .unwrap()
+        .confirm()
+        .await;
+    assert_eq!(confirmed.is_ok(), pay, "{confirmed:?}");
+    id
+}
+
+#[tokio::test]
+async fn settlements_left_pending_are_resolved_from_the_mint_quote_state_by_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mint = TestMint::start(&dir.path().join("mint")).await;
+    let app = start_app(&mint, &dir.path().join("merchant")).await;
+    collect(&app, &mint, 2).await;
+    let refused = pending_row(
+        &app,
+        &mint,
+        &paid_mint_quote_invoice(&mint, 50).await,
+        false,
+    )
+    .await;
+    let paid = pending_row(&app, &mint, &invoice(60), true).await;
+    let never_quoted = app
+        .merchant
+        .store()
+        .start_settlement(
+            mint.url.clone(),
+            "sat".into(),
+            10,
+            invoice(10),
+            SettlementSource::Manual,
+        )
+        .await
+        .unwrap();
+    let balance = app.balance(&mint).await;
+
+    // Listing leaves pending settlements this young alone: another process may be paying them.
+    let listed = app.merchant.settlements(10).await.unwrap();
+    assert!(listed.iter().all(|s| s.outcome == Outcome::Pending));
+
+    let summary = app.merchant.recover().await.unwrap();
+    assert_eq!(
+        (
+            summary.settlements_paid,
+            summary.settlements_failed,
+            summary.settlements_pending
+        ),
+        (1, 2, 0),
+        "{summary:?}"
+    );
+    let store = app.merchant.store();
+    let r = store.settlement(refused).await.unwrap().unwrap();
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    assert!(r.detail.as_deref().unwrap().contains("UNPAID"), "{r:?}");
+    let p = store.settlement(paid).await.unwrap().unwrap();
+    assert_eq!(p.outcome, Outcome::Paid, "{p:?}");
+    let fee = p.fee.expect("the fee is recorded");
+    assert!(fee <= p.fee_reserve.unwrap() + 2, "{p:?}");
+    let n = store.settlement(never_quoted).await.unwrap().unwrap();
+    assert_eq!(n.outcome, Outcome::Failed, "{n:?}");
+    assert_eq!(app.balance(&mint).await, balance, "recovery moved no ecash");
+    let balances = app.merchant.balances().await.unwrap();
+    assert_eq!(balances[0].pending, 0, "{balances:?}");
+}
