@@ -77,6 +77,7 @@
 
 pub use cashu_402;
 
+mod allowance;
 mod config;
 mod error;
 mod http;
@@ -92,7 +93,8 @@ mod store;
 mod tokens;
 mod wallet;
 
-pub use config::{Config, CONFIG_FILE};
+pub use allowance::{AllowanceInfo, AGENT_KEY_FILE, ALLOWANCE_FILE};
+pub use config::{AllowanceSettings, Config, CONFIG_FILE};
 pub use error::{exit_code, WalletError};
 pub use http::{FetchResponse, HttpResponse, PayRequest, MAX_BODY_BYTES};
 pub use ledger::{csv_field, rfc3339, to_csv, to_json, LedgerEntry, Outcome, SCHEME_CASHU};

@@ -55,6 +55,7 @@ pub fn router(state: AdminState) -> Router {
     protected
         .merge(web::public_routes().with_state(state))
         .layer(middleware::from_fn(log_call))
+        .layer(middleware::from_fn(crate::allowance::unconstrained))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

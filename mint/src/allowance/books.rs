@@ -12,14 +12,16 @@
 //!   are counted in its balance instead;
 //! - *received*: paid bolt11 mint quotes (every sat that came in over Lightning);
 //! - *paid out*: amounts of paid melts and allowance withdrawals;
-//! - *fees*: Lightning fees of those payments, plus input fees (NUT-02) the mint kept.
+//! - *fees*: Lightning fees of those payments (for melts: inputs - change - input fee -
+//!   amount), plus input fees (NUT-02) the mint kept.
 //!
 //! With no operation in flight both sides are equal; [`Books::imbalance`] says by how much
 //! they are not.
 
 use std::collections::HashSet;
 
-use cdk::nuts::PaymentMethod;
+use cdk::nuts::{MeltQuoteState, PaymentMethod};
+use cdk_common::mint::OperationKind;
 use serde::Serialize;
 
 use super::error::AllowanceError;
@@ -95,13 +97,26 @@ impl Allowances {
                 books.unminted_quotes += paid.saturating_sub(issued);
             }
         }
+        // A completed melt burnt its inputs and gave back change: what left over Lightning
+        // (amount and fee together) is inputs - change - input fee. The amounts are the paid
+        // melt quotes'; the rest is the Lightning fee.
+        let mut melted = 0u64;
         for op in db.get_completed_operations().await? {
             books.input_fees += u64::from(op.fee_collected());
-            if let (Some(amount), Some(fee)) = (op.payment_amount(), op.payment_fee()) {
-                books.paid_out += u64::from(amount);
-                books.lightning_fees += u64::from(fee);
+            if op.kind() == OperationKind::Melt {
+                melted += u64::from(op.total_redeemed())
+                    .saturating_sub(u64::from(op.total_issued()))
+                    .saturating_sub(u64::from(op.fee_collected()));
             }
         }
+        let mut melt_amounts = 0u64;
+        for q in db.get_melt_quotes().await? {
+            if q.state == MeltQuoteState::Paid {
+                melt_amounts += q.amount().value();
+            }
+        }
+        books.paid_out += melt_amounts;
+        books.lightning_fees += melted.saturating_sub(melt_amounts);
         Ok(books)
     }
 }

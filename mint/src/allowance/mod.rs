@@ -29,3 +29,17 @@ pub use policy::Refusal;
 pub use processor::AllowanceProcessor;
 pub use registry::Registry;
 pub use service::Allowances;
+
+/// Runs a request without tokio's cooperative budget.
+///
+/// cdk's SQLite store runs its statements synchronously and holds the database's write lock
+/// from `BEGIN IMMEDIATE` to `COMMIT`. If the budget runs out inside a transaction (after many
+/// reads earlier in the same poll, as listing allowances does), the task yields while holding
+/// the lock, and the other worker threads block on `BEGIN IMMEDIATE` until SQLite gives up
+/// ("database is locked"). Without the budget a transaction is never suspended halfway.
+pub async fn unconstrained(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    tokio::task::unconstrained(next.run(request)).await
+}

@@ -79,8 +79,8 @@ impl MintPayment for AllowanceProcessor {
             return Err(refuse("the quote does not match its debited draw"));
         }
         Ok(CreateIncomingPaymentResponse {
-            request_lookup_id: PaymentIdentifier::CustomId(key),
-            request: format!("{METHOD}:{}", auth.allowance),
+            request_lookup_id: PaymentIdentifier::CustomId(key.clone()),
+            request: format!("{METHOD}:{key}"),
             expiry: c.unix_expiry,
             extra_json: None,
         })

@@ -338,7 +338,7 @@ impl Allowances {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = this.sweep().await {
+                if let Err(e) = tokio::task::unconstrained(this.sweep()).await {
                     tracing::warn!(error = %e, "allowance sweep failed");
                 }
             }

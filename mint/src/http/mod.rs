@@ -56,6 +56,7 @@ pub async fn router(state: AppState, http: &HttpConfig) -> Result<Router, Router
             &format!("/v1/mint/quote/{METHOD}"),
             post(crate::allowance::draw::handler),
         )
+        .route_layer(middleware::from_fn(crate::allowance::unconstrained))
         .with_state(state.allowances.clone());
     let ops = Router::new()
         .route("/health", get(health))

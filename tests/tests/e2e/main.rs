@@ -6,6 +6,8 @@
 
 mod support;
 
+mod agent_allowance;
+mod allowances;
 mod architecture;
 mod client_errors;
 mod crash;
