@@ -7,6 +7,7 @@
 mod support;
 
 mod agent_allowance;
+mod allowance_cli;
 mod allowances;
 mod architecture;
 mod client_errors;
@@ -17,3 +18,4 @@ mod lifecycle;
 mod nuts;
 mod postgres;
 mod smoke;
+mod web_page;
