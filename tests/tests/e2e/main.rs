@@ -17,5 +17,6 @@ mod interop_nutshell;
 mod lifecycle;
 mod nuts;
 mod postgres;
+mod postgres_allowances;
 mod smoke;
 mod web_page;
