@@ -97,6 +97,15 @@ async fn wait_text(c: &Client, selector: &str, ok: impl Fn(&str) -> bool) -> Str
     }
 }
 
+/// Waits for an element to be on the page.
+async fn appear(c: &Client, selector: &str) {
+    c.wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector} never appeared: {e}"));
+}
+
 async fn set(c: &Client, selector: &str, value: &str) {
     let el = c.find(Locator::Css(selector)).await.unwrap();
     el.clear().await.unwrap();
@@ -115,6 +124,7 @@ async fn a_human_creates_pays_copies_and_revokes_in_a_real_browser() {
     let started = Instant::now();
 
     c.goto(&base).await.unwrap();
+    appear(&c, "#login-token").await;
     set(&c, "#login-token", "not the token").await;
     c.find(Locator::Css("#login-submit"))
         .await
@@ -122,9 +132,8 @@ async fn a_human_creates_pays_copies_and_revokes_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    c.find(Locator::Css("#login-token"))
-        .await
-        .expect("a wrong token stays on the login form");
+    // A wrong token stays on the login form.
+    appear(&c, "#login-token").await;
 
     set(&c, "#login-token", &mint.admin_token()).await;
     c.find(Locator::Css("#login-submit"))
@@ -133,10 +142,7 @@ async fn a_human_creates_pays_copies_and_revokes_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    c.wait()
-        .for_element(Locator::Css("#create-form"))
-        .await
-        .unwrap();
+    appear(&c, "#create-form").await;
     let cookie = c.get_named_cookie("allowance_admin").await.unwrap();
     assert_eq!(cookie.http_only(), Some(true));
     assert_eq!(cookie.secure(), Some(true));
@@ -244,10 +250,7 @@ async fn a_human_creates_pays_copies_and_revokes_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    c.wait()
-        .for_element(Locator::Css("#login-token"))
-        .await
-        .unwrap();
+    appear(&c, "#login-token").await;
     c.close().await.unwrap();
     eprintln!("web page test took {:?}", started.elapsed());
 }
