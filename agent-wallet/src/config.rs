@@ -33,6 +33,24 @@ pub struct Config {
     pub mint: Option<String>,
     #[serde(default)]
     pub policy: Policy,
+    /// Drawing from a metered allowance (see `agent-wallet allowance connect`).
+    #[serde(default)]
+    pub allowance: AllowanceSettings,
+}
+
+/// How the wallet draws from a connected allowance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AllowanceSettings {
+    /// Sat to hold beyond what a payment needs after a draw, so that not every payment draws.
+    /// Keep it small: it is what a compromised agent could lose at once.
+    pub float: u64,
+}
+
+impl Default for AllowanceSettings {
+    fn default() -> Self {
+        Self { float: 100 }
+    }
 }
 
 impl Config {

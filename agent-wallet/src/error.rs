@@ -57,6 +57,11 @@ pub enum WalletError {
     UnknownMint(MintUrl),
     #[error("the token was already spent by someone else")]
     TokenSpent,
+    /// The mint refused a draw from the allowance (the code is in `shared/src/error_body.rs`).
+    #[error("the mint refused the allowance draw: {detail} (code {code})")]
+    DrawRefused { code: u32, detail: String },
+    #[error("no allowance connected (run `agent-wallet allowance connect CREDENTIAL`)")]
+    NoAllowance,
     #[error("invalid input: {0}")]
     Invalid(String),
     #[error("config error: {detail}")]
@@ -89,10 +94,10 @@ impl WalletError {
         match self {
             Self::PolicyRefused { .. } => exit_code::POLICY_REFUSED,
             Self::NotPayable { .. } => exit_code::HTTP_ERROR,
-            Self::PaymentFailed { .. } | Self::InsufficientFunds { .. } => {
-                exit_code::PAYMENT_FAILED
-            }
-            Self::Config { .. } | Self::Invalid(_) => exit_code::USAGE,
+            Self::PaymentFailed { .. }
+            | Self::InsufficientFunds { .. }
+            | Self::DrawRefused { .. } => exit_code::PAYMENT_FAILED,
+            Self::Config { .. } | Self::Invalid(_) | Self::NoAllowance => exit_code::USAGE,
             _ => exit_code::FAILURE,
         }
     }
@@ -115,6 +120,8 @@ impl WalletError {
             Self::InsufficientFunds { .. } => "insufficient_funds",
             Self::UnknownMint(_) => "unknown_mint",
             Self::TokenSpent => "token_spent",
+            Self::DrawRefused { .. } => "draw_refused",
+            Self::NoAllowance => "no_allowance",
             Self::Invalid(_) => "invalid_input",
             Self::Config { .. } => "config",
             Self::Http(_) => "http",

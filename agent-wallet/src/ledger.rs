@@ -21,6 +21,8 @@ pub enum Outcome {
     Failed,
     /// The token was redeemed but no answer came (a crash or a lost connection).
     Unknown,
+    /// Ecash drawn from a metered allowance into the wallet (incoming: counts against no cap).
+    Drawn,
 }
 
 impl Outcome {
@@ -31,6 +33,7 @@ impl Outcome {
             Self::RefusedByServer => "refused-by-server",
             Self::Failed => "failed",
             Self::Unknown => "unknown",
+            Self::Drawn => "drawn",
         }
     }
 }
@@ -51,6 +54,7 @@ impl FromStr for Outcome {
             "refused-by-server" => Self::RefusedByServer,
             "failed" => Self::Failed,
             "unknown" => Self::Unknown,
+            "drawn" => Self::Drawn,
             other => return Err(format!("unknown outcome {other:?}")),
         })
     }
@@ -60,6 +64,9 @@ impl FromStr for Outcome {
 pub const SCHEME_CASHU: &str = "cashu";
 /// The method recorded for a plain `send` (a token handed out, not an HTTP payment).
 pub const METHOD_SEND: &str = "SEND";
+/// The method and scheme recorded for a draw from a metered allowance.
+pub const METHOD_DRAW: &str = "DRAW";
+pub const SCHEME_ALLOWANCE: &str = "allowance";
 
 /// One payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

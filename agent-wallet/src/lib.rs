@@ -98,6 +98,7 @@
 
 pub use cashu_402;
 
+mod allowance;
 mod budget;
 mod config;
 mod error;
@@ -115,8 +116,9 @@ mod store;
 mod tokens;
 mod wallet;
 
+pub use allowance::{AllowanceInfo, AGENT_KEY_FILE, ALLOWANCE_FILE};
 pub use budget::{AllowanceDrawRoom, Budget, HostBudget};
-pub use config::{Config, CONFIG_FILE};
+pub use config::{AllowanceSettings, Config, CONFIG_FILE};
 pub use error::{exit_code, WalletError};
 pub use http::{FetchResponse, HttpResponse, PayRequest, MAX_BODY_BYTES};
 pub use ledger::{csv_field, rfc3339, to_csv, to_json, LedgerEntry, Outcome, SCHEME_CASHU};

@@ -28,7 +28,11 @@ Environment:
 Policy keys (config.toml [policy], `policy set`, --policy KEY=VALUE):
   max_per_request, max_per_host_per_day (rolling 24 h), max_total: sat, or \"unlimited\"
   allowed_hosts: comma-separated patterns: api.example.com, *.example.com, host:port, *
-  allowed_mints: comma-separated mint URLs, or *";
+  allowed_mints: comma-separated mint URLs, or *
+
+Allowance: `allowance connect CREDENTIAL` once; when a payment needs more than the wallet
+holds at the allowance's mint, the wallet draws the shortfall plus [allowance] float (default
+100 sat). Draws are ledger rows with method DRAW and outcome drawn.";
 
 /// A Cashu wallet for AI agents that pays HTTP 402 endpoints within a spending policy.
 #[derive(Parser, Debug)]
@@ -100,6 +104,26 @@ pub enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+    /// Draw from a metered allowance a human funded at a mint
+    Allowance {
+        #[command(subcommand)]
+        action: AllowanceAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AllowanceAction {
+    /// Store the credential the human got from the mint (`callowA...`). Payments that need
+    /// more than the wallet holds then draw from it (plus the float in config.toml
+    /// `[allowance] float`).
+    Connect { credential: String },
+    /// Make the agent's own key (once) and print its public key, for `allowance-mint
+    /// allowance new --metered --agent-pubkey`
+    Keygen,
+    /// Show the connected allowance (mint, id, public key)
+    Show,
+    /// Draw AMOUNT sat now
+    Draw { amount: u64 },
 }
 
 #[derive(Subcommand, Debug)]

@@ -108,10 +108,19 @@ impl AgentWallet {
         }
 
         let mut mint = allowed[0].clone();
+        let mut covered = false;
         for m in &allowed {
             if self.balance_at(m).await? >= amount {
                 mint = (*m).clone();
+                covered = true;
                 break;
+            }
+        }
+        // Not enough anywhere: draw from the allowance if the payee takes its mint.
+        if !covered {
+            if let Some(am) = self.allowance_mint().filter(|am| allowed.contains(&am)) {
+                mint = am;
+                self.top_up_for(&mint, amount).await?;
             }
         }
 

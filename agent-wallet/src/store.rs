@@ -158,6 +158,12 @@ impl Store {
         Ok(Ok(()))
     }
 
+    /// Records a row as it is (a draw: it counts against no cap).
+    pub fn record(&self, entry: &LedgerEntry) -> Result<(), WalletError> {
+        let conn = self.conn();
+        insert_ledger(&conn, entry)
+    }
+
     /// Sets the outcome of a ledger row that is not in the outbox (a plain send).
     pub fn set_outcome(
         &self,

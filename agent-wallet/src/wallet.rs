@@ -35,6 +35,8 @@ pub struct WalletOptions {
     pub request_timeout: Duration,
     /// Longest time crash recovery may talk to one mint when opening.
     pub recovery_timeout: Duration,
+    /// Sat kept beyond a payment's need after drawing from an allowance (default: config's).
+    pub allowance_float: Option<u64>,
 }
 
 impl WalletOptions {
@@ -45,6 +47,7 @@ impl WalletOptions {
             policy: None,
             request_timeout: Duration::from_secs(60),
             recovery_timeout: Duration::from_secs(20),
+            allowance_float: None,
         }
     }
 }
@@ -88,6 +91,7 @@ pub struct AgentWallet {
     pub(crate) store: Store,
     pub(crate) http: reqwest::Client,
     pub(crate) recovery_timeout: Duration,
+    pub(crate) allowance_float: u64,
 }
 
 impl std::fmt::Debug for AgentWallet {
@@ -136,6 +140,7 @@ impl AgentWallet {
             store,
             http,
             recovery_timeout: options.recovery_timeout,
+            allowance_float: options.allowance_float.unwrap_or(config.allowance.float),
         };
         if let Some(mint) = home_mint {
             wallet.add_mint(&mint).await?;

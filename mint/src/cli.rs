@@ -34,6 +34,9 @@ pub struct GlobalArgs {
     /// URL wallets use to reach the mint [default: http://<listen>].
     #[arg(long, env = "ALLOWANCE_MINT_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Address of the admin API and web page [default: 127.0.0.1:3339].
+    #[arg(long, env = "ALLOWANCE_MINT_ADMIN_LISTEN", global = true)]
+    pub admin_listen: Option<SocketAddr>,
     /// Log format: `text` or `json`. Levels follow RUST_LOG (default `info`).
     #[arg(
         long,
@@ -60,6 +63,75 @@ pub enum Command {
     /// Manage keysets.
     #[command(subcommand)]
     Keyset(KeysetCommand),
+    /// Fund agents: prepaid tokens and metered allowances (talks to the running mint's admin
+    /// API; the token comes from `admin.token` or `<data_dir>/admin.token`).
+    Allowance(AllowanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AllowanceArgs {
+    /// Admin API URL [default: http://<admin.listen>].
+    #[arg(long, env = "ALLOWANCE_MINT_ADMIN_URL")]
+    pub admin_url: Option<String>,
+    /// Print JSON instead of text (and no QR code).
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AllowanceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowanceCommand {
+    /// Create an allowance: prints the invoice (and its QR code), waits for the payment, then
+    /// prints the token (prepaid) or the agent credential (metered). Both are shown once.
+    New {
+        /// Amount in sat (prepaid: the token's value; metered: the first funding).
+        #[arg(long)]
+        amount: u64,
+        #[arg(long)]
+        memo: Option<String>,
+        /// A metered allowance (an account the agent draws from) instead of a prepaid token.
+        #[arg(long)]
+        metered: bool,
+        /// Metered: most one draw may take, in sat.
+        #[arg(long, requires = "metered")]
+        per_draw: Option<u64>,
+        /// Metered: most the draws of any rolling 24 hours may add up to, in sat.
+        #[arg(long, requires = "metered")]
+        per_day: Option<u64>,
+        /// Metered: no draws after this many days.
+        #[arg(long, requires = "metered")]
+        expires_days: Option<u64>,
+        /// Metered: the agent's own public key (hex); the credential then carries no key.
+        #[arg(long, requires = "metered")]
+        agent_pubkey: Option<String>,
+        /// Print the invoice and return without waiting for the payment.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show one allowance: balance, drawn in the last 24 h, history (and a prepaid token if
+    /// its invoice was paid and the token not yet handed out).
+    Show { id: String },
+    /// List allowances.
+    List,
+    /// A new funding invoice for a metered allowance.
+    Topup {
+        id: String,
+        #[arg(long)]
+        amount: u64,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Revoke a metered allowance at once.
+    Revoke { id: String },
+    /// Pay a Lightning invoice from a metered allowance's balance.
+    Withdraw {
+        id: String,
+        #[arg(long)]
+        invoice: String,
+    },
+    /// The mint's books (ecash outstanding, allowance balances, received, paid out, fees).
+    Books,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +163,9 @@ impl GlobalArgs {
         }
         if let Some(url) = &self.public_url {
             config.public_url = Some(url.clone());
+        }
+        if let Some(admin) = self.admin_listen {
+            config.admin.listen = admin;
         }
         config.validate()?;
         Ok(config)

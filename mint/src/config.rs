@@ -31,6 +31,34 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub lightning: LightningConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin API and the web page for humans, on their own listener.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve the admin API at all.
+    pub enabled: bool,
+    /// Address of the admin listener. Keep it on loopback (or behind a TLS proxy).
+    pub listen: SocketAddr,
+    /// The bearer token, by reference (`env:NAME` or `file:PATH`). Without it a token is
+    /// generated on first start and kept in `<data_dir>/admin.token` (mode 0600).
+    pub token: Option<SecretRef>,
+    /// Mark the web page's session cookie `Secure` (browsers still accept it on
+    /// http://localhost and http://127.0.0.1).
+    pub cookie_secure: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 3339)),
+            token: None,
+            cookie_secure: true,
+        }
+    }
 }
 
 /// What `/v1/info` says about the mint.
@@ -154,6 +182,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             lightning: LightningConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -304,6 +333,12 @@ impl Config {
                     format!("{url:?} must start with http:// or https://"),
                 ));
             }
+        }
+        if self.admin.enabled && self.admin.listen == self.listen && self.listen.port() != 0 {
+            return Err(ConfigError::invalid(
+                "admin.listen",
+                "must differ from `listen`: the admin API has its own listener",
+            ));
         }
         if self.info.name.trim().is_empty() {
             return Err(ConfigError::invalid("info.name", "must not be empty"));

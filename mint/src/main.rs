@@ -1,6 +1,9 @@
 //! `allowance-mint`: parse flags, start tracing, then serve or run a maintenance command.
 
+mod allowance_cmd;
+
 use std::io::Write;
+use std::time::Duration;
 
 use allowance_mint::cli::{Cli, Command, ConfigCommand, KeysetCommand, LogFormat};
 use allowance_mint::config::{Config, EXAMPLE};
@@ -44,6 +47,10 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::Allowance(args)) => {
+            let config = cli.global.load_config()?;
+            allowance_cmd::run(&config, args).await
+        }
         None | Some(Command::Serve) => serve(cli.global.load_config()?).await,
     }
 }
@@ -63,6 +70,33 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         config.public_url = Some(format!("http://{addr}"));
     }
     let app = allowance_mint::app(&config).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let admin = match app.admin_router.clone() {
+        Some(router) => {
+            let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (admin)", config.admin.listen))?;
+            let admin_addr = admin_listener.local_addr()?;
+            match &app.admin_token_source {
+                Some(allowance_mint::admin::TokenSource::Generated(path)) => tracing::warn!(
+                    path = %path.display(), "generated an admin token (mode 0600)"),
+                Some(source) => tracing::info!(?source, "admin token loaded"),
+                None => {}
+            }
+            tracing::info!(%admin_addr, "admin API and web page serving");
+            println!("admin listening on http://{admin_addr}");
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(admin_listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    })
+                    .await
+            }))
+        }
+        None => None,
+    };
+    let sweeper = app.allowances.spawn_sweeper(Duration::from_secs(2));
     tracing::info!(%addr, public_url = %config.public_url(), storage = %app.storage,
         backend = app.backend.name(), "allowance-mint serving");
     // One machine-readable line on stdout, so scripts and tests that bind port 0 learn the port.
@@ -70,8 +104,15 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
 
     axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        })
         .await?;
+    if let Some(admin) = admin {
+        admin.await??;
+    }
+    sweeper.abort();
     tracing::info!("shutting down: stopping the mint's background tasks");
     app.mint.stop().await?;
     Ok(())

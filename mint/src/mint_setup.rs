@@ -10,6 +10,10 @@ use cdk::nuts::{ContactInfo, CurrencyUnit, MintInfo, MintVersion, PaymentMethod}
 use cdk::types::QuoteTTL;
 use cdk::Mint;
 
+use cashu_402::allowance::METHOD;
+use cdk::cdk_payment::DynMintPayment;
+
+use crate::allowance::{AllowanceProcessor, Registry};
 use crate::config::Config;
 use crate::data_dir::{DataDirLock, LockError};
 use crate::lightning::{self, Backend, LightningError, FAKE_BACKEND_WARNING};
@@ -44,6 +48,10 @@ pub enum SetupError {
 /// A built mint and what the daemon needs to know about it.
 pub struct Assembled {
     pub mint: Arc<Mint>,
+    /// The Lightning backend (allowance withdrawals pay through it).
+    pub lightning: DynMintPayment,
+    /// The allowance registry, in the mint's database.
+    pub registry: Registry,
     pub backend: Backend,
     pub storage: String,
     /// Keeps other processes off the data directory while this mint lives.
@@ -72,6 +80,7 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
     let processor =
         lightning::build(&config.lightning, &config.data_dir, storage.kv.clone()).await?;
 
+    let registry = Registry::new(storage.kv.clone());
     let mut builder = MintBuilder::new(storage.db.clone())
         .with_urls(vec![config.public_url()])
         .with_limits(config.limits.max_inputs, config.limits.max_outputs)
@@ -102,10 +111,28 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
         melt_max: config.limits.melt_max.into(),
     };
     builder
-        .add_payment_processor(CurrencyUnit::Sat, PaymentMethod::BOLT11, limits, processor)
+        .add_payment_processor(
+            CurrencyUnit::Sat,
+            PaymentMethod::BOLT11,
+            limits,
+            processor.clone(),
+        )
+        .await?;
+    builder
+        .add_payment_processor(
+            CurrencyUnit::Sat,
+            PaymentMethod::from(METHOD.to_string()),
+            limits,
+            Arc::new(AllowanceProcessor::new(registry.clone())),
+        )
         .await?;
 
     let mut info = configured_info(config, builder.current_mint_info());
+    // Draws are mint quotes only: nothing melts through the allowance method.
+    info.nuts
+        .nut05
+        .methods
+        .retain(|m| m.method.as_str() != METHOD);
     let mint = builder
         .build_with_seed(storage.keys.clone(), seed.as_bytes())
         .await?;
@@ -124,6 +151,8 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
 
     Ok(Assembled {
         mint: Arc::new(mint),
+        lightning: processor,
+        registry,
         backend,
         storage: storage.description,
         lock,

@@ -154,20 +154,28 @@ fn every_deploy_example_config_parses() {
 fn a_second_process_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut serving = mint()
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // Wait until it is serving (it prints its address once bound and built).
+    let mut stdout = std::io::BufReader::new(serving.stdout.take().unwrap());
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(serving.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert!(line.starts_with("listening on"), "{line}");
+    while !line.starts_with("listening on") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0,
+            "no address"
+        );
+    }
     let out = mint()
         .args(["keyset", "rotate", "--data-dir"])
         .arg(dir.path())

@@ -81,4 +81,16 @@ pub mod codes {
     pub const TOKEN_SPENT: u32 = 40207;
     pub const TOKEN_REFUSED: u32 = 40208;
     pub const MINT_UNAVAILABLE: u32 = 50300;
+
+    pub const ALLOWANCE_UNKNOWN: u32 = 40300;
+    pub const ALLOWANCE_BAD_SIGNATURE: u32 = 40301;
+    pub const ALLOWANCE_REVOKED: u32 = 40302;
+    pub const ALLOWANCE_EXPIRED: u32 = 40303;
+    pub const ALLOWANCE_PER_DRAW: u32 = 40304;
+    pub const ALLOWANCE_PER_DAY: u32 = 40305;
+    pub const ALLOWANCE_BALANCE: u32 = 40306;
+    pub const ALLOWANCE_BUSY: u32 = 40307;
+
+    pub const CONFLICT: u32 = 40900;
+    pub const LIGHTNING_FAILED: u32 = 50200;
 }

@@ -9,6 +9,7 @@
 pub use cdk::nuts::{CurrencyUnit, PaymentRequest, Token};
 pub use cdk::Amount;
 
+pub mod allowance;
 pub mod error_body;
 pub mod nut24;
 

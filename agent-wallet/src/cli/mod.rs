@@ -15,7 +15,7 @@ use agent_wallet::{
 use anyhow::Context;
 use cdk::mint_url::MintUrl;
 
-use crate::{Cli, Command, PolicyAction};
+use crate::{AllowanceAction, Cli, Command, PolicyAction};
 
 /// Runs one command; returns the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -123,6 +123,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 write_stdout(agent_wallet::to_csv(&entries).as_bytes());
             } else {
                 print_table(&entries);
+            }
+        }
+        Command::Allowance { action } => {
+            let value = match action {
+                AllowanceAction::Connect { credential } => {
+                    let info = wallet.connect_allowance(credential.trim()).await?;
+                    if !json {
+                        println!(
+                            "connected to allowance {} at {} (agent key {})",
+                            info.allowance, info.mint, info.agent_pubkey
+                        );
+                    }
+                    serde_json::to_value(&info)?
+                }
+                AllowanceAction::Keygen => {
+                    let pk = wallet.allowance_keygen()?;
+                    if !json {
+                        println!("{pk}");
+                    }
+                    serde_json::json!({ "agent_pubkey": pk })
+                }
+                AllowanceAction::Show => {
+                    let info = wallet.allowance()?.ok_or(WalletError::NoAllowance)?;
+                    if !json {
+                        println!(
+                            "allowance {} at {} (agent key {})",
+                            info.allowance, info.mint, info.agent_pubkey
+                        );
+                    }
+                    serde_json::to_value(&info)?
+                }
+                AllowanceAction::Draw { amount } => {
+                    let got = wallet.draw(amount).await?;
+                    if !json {
+                        println!("drew {got} sat");
+                    }
+                    serde_json::json!({ "drawn": got })
+                }
+            };
+            if json {
+                print_json(&value);
             }
         }
         Command::Policy { action } => {

@@ -1,14 +1,13 @@
 //! Prometheus metrics at `/metrics`: requests and latency by route, Cashu operations by outcome,
 //! and the ecash issued and redeemed per keyset (read from the mint's books at scrape time).
 
-use std::sync::Arc;
 use std::time::Instant;
 
+use crate::allowance::Allowances;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cdk::Mint;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -23,6 +22,7 @@ pub struct Metrics {
     operations: IntCounterVec,
     issued: GaugeVec,
     redeemed: GaugeVec,
+    books: IntGaugeVec,
 }
 
 impl Metrics {
@@ -66,6 +66,14 @@ impl Metrics {
             ),
             &["keyset"],
         )?;
+        let books = IntGaugeVec::new(
+            Opts::new(
+                "books_sat",
+                "The books: ecash_outstanding + allowance_balances + unminted_quotes should equal \
+                 received - paid_out - lightning_fees - input_fees (imbalance = the difference)",
+            ),
+            &["term"],
+        )?;
         let backend_gauge = IntGaugeVec::new(
             Opts::new(
                 "lightning_backend_info",
@@ -80,6 +88,7 @@ impl Metrics {
         registry.register(Box::new(issued.clone()))?;
         registry.register(Box::new(redeemed.clone()))?;
         registry.register(Box::new(backend_gauge.clone()))?;
+        registry.register(Box::new(books.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -87,6 +96,7 @@ impl Metrics {
             operations,
             issued,
             redeemed,
+            books,
         })
     }
 
@@ -103,7 +113,22 @@ impl Metrics {
         }
     }
 
-    async fn render(&self, mint: &Mint) -> Result<String, String> {
+    async fn render(&self, allowances: &Allowances) -> Result<String, String> {
+        let mint = &allowances.mint;
+        let books = allowances.books().await.map_err(|e| e.to_string())?;
+        let clamp = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
+        for (term, value) in [
+            ("ecash_outstanding", i128::from(books.ecash_outstanding)),
+            ("allowance_balances", i128::from(books.allowance_balances)),
+            ("unminted_quotes", i128::from(books.unminted_quotes)),
+            ("received", i128::from(books.received)),
+            ("paid_out", i128::from(books.paid_out)),
+            ("lightning_fees", i128::from(books.lightning_fees)),
+            ("input_fees", i128::from(books.input_fees)),
+            ("imbalance", books.imbalance()),
+        ] {
+            self.books.with_label_values(&[term]).set(clamp(value));
+        }
         let issued = mint.total_issued().await.map_err(|e| e.to_string())?;
         let redeemed = mint.total_redeemed().await.map_err(|e| e.to_string())?;
         for (id, amount) in issued {
@@ -161,8 +186,8 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     response
 }
 
-pub async fn handler(State((metrics, mint)): State<(Metrics, Arc<Mint>)>) -> Response {
-    match metrics.render(&mint).await {
+pub async fn handler(State((metrics, allowances)): State<(Metrics, Allowances)>) -> Response {
+    match metrics.render(&allowances).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot render metrics");

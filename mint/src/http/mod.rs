@@ -11,8 +11,9 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
+use cashu_402::allowance::METHOD;
 use cdk::Mint;
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -20,6 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::allowance::Allowances;
 use crate::config::HttpConfig;
 use crate::lightning::Backend;
 use metrics::Metrics;
@@ -28,6 +30,7 @@ use metrics::Metrics;
 #[derive(Clone)]
 pub struct AppState {
     pub mint: Arc<Mint>,
+    pub allowances: Allowances,
     pub backend: Backend,
     pub metrics: Metrics,
 }
@@ -40,19 +43,32 @@ pub enum RouterError {
 
 /// The whole public API, ready to serve.
 pub async fn router(state: AppState, http: &HttpConfig) -> Result<Router, RouterError> {
-    let cashu = cdk_axum::create_mint_router(state.mint.clone(), vec!["bolt11".to_string()])
-        .await
-        .map_err(|e| RouterError::Cdk(e.to_string()))?;
+    let cashu = cdk_axum::create_mint_router(
+        state.mint.clone(),
+        vec!["bolt11".to_string(), METHOD.to_string()],
+    )
+    .await
+    .map_err(|e| RouterError::Cdk(e.to_string()))?;
+    // Draws from metered allowances: the standard custom-method quote route, answered by us
+    // (the static path wins over cdk-axum's `{method}` one).
+    let draws = Router::new()
+        .route(
+            &format!("/v1/mint/quote/{METHOD}"),
+            post(crate::allowance::draw::handler),
+        )
+        .route_layer(middleware::from_fn(crate::allowance::unconstrained))
+        .with_state(state.allowances.clone());
     let ops = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .with_state(state.clone())
         .route(
             "/metrics",
-            get(metrics::handler).with_state((state.metrics.clone(), state.mint.clone())),
+            get(metrics::handler).with_state((state.metrics.clone(), state.allowances.clone())),
         );
     let app = cashu
         .merge(ops)
+        .merge(draws)
         .route_layer(middleware::from_fn_with_state(
             quote_expiry::ExpiryGuard {
                 mint: state.mint.clone(),

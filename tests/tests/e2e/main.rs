@@ -6,6 +6,9 @@
 
 mod support;
 
+mod agent_allowance;
+mod allowance_cli;
+mod allowances;
 mod architecture;
 mod client_errors;
 mod crash;
@@ -15,4 +18,6 @@ mod lifecycle;
 mod nuts;
 mod pay_per_request;
 mod postgres;
+mod postgres_allowances;
 mod smoke;
+mod web_page;

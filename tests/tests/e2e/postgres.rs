@@ -19,13 +19,13 @@ use crate::support::*;
 const URL_VAR: &str = "ALLOWANCE_MINT_TEST_POSTGRES_URL";
 
 /// The variable the mint reads its connection string from (`url = "env:..."`).
-const MINT_URL_VAR: &str = "ALLOWANCE_MINT_E2E_POSTGRES_URL";
+pub(crate) const MINT_URL_VAR: &str = "ALLOWANCE_MINT_E2E_POSTGRES_URL";
 
-const CONFIG: &str = "[database]\nengine = \"postgres\"\n\n[database.postgres]\n\
+pub(crate) const CONFIG: &str = "[database]\nengine = \"postgres\"\n\n[database.postgres]\n\
                       url = \"env:ALLOWANCE_MINT_E2E_POSTGRES_URL\"\n";
 
 /// The server's connection string, or `None` (after saying so) when the test should be skipped.
-fn postgres_url() -> Option<String> {
+pub(crate) fn postgres_url() -> Option<String> {
     match std::env::var(URL_VAR) {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
@@ -43,14 +43,14 @@ fn postgres_url() -> Option<String> {
 }
 
 /// A fresh schema name, so tests and reruns never see each other's tables.
-fn fresh_schema(test: &str) -> String {
+pub(crate) fn fresh_schema(test: &str) -> String {
     let nonce: u64 = rand::random();
     format!("e2e_{test}_{nonce:016x}")
 }
 
 /// Drops `schema` after a passing test when `psql` is at hand; a failing test keeps its schema
 /// for a look.
-fn drop_schema(url: &str, schema: &str) {
+pub(crate) fn drop_schema(url: &str, schema: &str) {
     let dropped = std::process::Command::new("psql")
         .arg(url)
         .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])

@@ -35,6 +35,8 @@ pub struct MintProcess {
     child: Option<Child>,
     pub url: String,
     pub port: u16,
+    /// The admin API and web page (on a port of its own).
+    pub admin_url: String,
     pub data_dir: PathBuf,
     pub log_file: PathBuf,
     config: String,
@@ -81,6 +83,8 @@ impl MintProcess {
             .arg(&data_dir)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
             .env_remove("ALLOWANCE_MINT_PUBLIC_URL")
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
@@ -91,14 +95,18 @@ impl MintProcess {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut admin = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("admin listening on ") {
+                    admin = url.to_string();
+                }
                 if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_string());
+                    let _ = tx.send((url.to_string(), admin.clone()));
                 }
             }
         });
-        let url = match rx.recv_timeout(DEADLINE) {
-            Ok(url) => url,
+        let (url, admin_url) = match rx.recv_timeout(DEADLINE) {
+            Ok(urls) => urls,
             Err(_) => {
                 let _ = child.kill();
                 panic!(
@@ -112,6 +120,7 @@ impl MintProcess {
             child: Some(child),
             url,
             port,
+            admin_url,
             data_dir,
             log_file,
             config: config.to_string(),
@@ -475,4 +484,39 @@ pub fn merchant_balance(data_dir: &Path) -> u64 {
         .iter()
         .map(|b| b["spendable"].as_u64().unwrap())
         .sum()
+}
+
+impl MintProcess {
+    /// The admin token the mint generated in its data dir.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// `method path` on the admin API with the token; returns the status and the JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = http()
+            .request(method, format!("{}{path}", self.admin_url))
+            .bearer_auth(self.admin_token());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        if status >= 500 {
+            eprintln!("admin {path}: {status} {text}; mint log:\n{}", self.log());
+        }
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
 }
