@@ -13,7 +13,8 @@
 
 set -euo pipefail
 
-# The versions the test was written against. marshmallow 4 breaks environs 9, which cashu uses.
+# The versions the tests were written against. marshmallow 4 breaks environs 9, which cashu uses;
+# limits 5 breaks the rate limiter of the Nutshell mint (the `mint` entry point), so limits<5.
 CASHU_VERSION=0.20.2
 MARSHMALLOW_VERSION=3.26.2
 
@@ -102,7 +103,7 @@ httpx==0.25.2
 idna==3.20
 importlib-metadata==6.11.0
 Jinja2==3.1.6
-limits==5.8.0
+limits==4.8.0
 loguru==0.7.3
 MarkupSafe==3.0.4
 mnemonic==0.20

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cdk::wallet::{ReceiveOptions, SendOptions};
@@ -23,7 +23,7 @@ const INSTALL_HINT: &str = "install it with `tests/interop/install-nutshell.sh` 
 
 /// Where the `cashu` executable is: `NUTSHELL_BIN`, else `target/nutshell-venv/bin/cashu` beside
 /// this test's target directory or the workspace's.
-fn nutshell_bin() -> Option<PathBuf> {
+fn nutshell_bin_path() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("NUTSHELL_BIN") {
         let bin = PathBuf::from(bin);
         assert!(
@@ -45,8 +45,17 @@ fn nutshell_bin() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The `cashu` executable, or `None` when the test is to be skipped (never under `CI`).
+pub fn nutshell_bin() -> Option<PathBuf> {
+    require_tool(
+        nutshell_bin_path(),
+        "Nutshell (the `cashu` CLI)",
+        INSTALL_HINT,
+    )
+}
+
 /// One Nutshell wallet: its own HOME and CASHU_DIR, pointed at one mint.
-struct Nutshell {
+pub struct Nutshell {
     bin: PathBuf,
     dir: PathBuf,
     mint_url: String,
@@ -54,7 +63,7 @@ struct Nutshell {
 }
 
 impl Nutshell {
-    fn new(bin: PathBuf, dir: &Path, mint_url: &str) -> Self {
+    pub fn new(bin: PathBuf, dir: &Path, mint_url: &str) -> Self {
         std::fs::create_dir_all(dir.join("home")).unwrap();
         Self {
             bin,
@@ -66,7 +75,7 @@ impl Nutshell {
 
     /// Runs `cashu -y <args>` non-interactively and returns its stdout; fails the test if it
     /// exits non-zero or runs past [`NUTSHELL_DEADLINE`].
-    fn run(&mut self, args: &[&str]) -> String {
+    pub fn run(&mut self, args: &[&str]) -> String {
         let (ok, stdout, stderr) = self.try_run(args);
         assert!(
             ok,
@@ -78,61 +87,44 @@ impl Nutshell {
 
     /// Runs `cashu -y <args>`: whether it exited 0, its stdout and its stderr. Fails the test if
     /// it runs past [`NUTSHELL_DEADLINE`].
-    fn try_run(&mut self, args: &[&str]) -> (bool, String, String) {
+    pub fn try_run(&mut self, args: &[&str]) -> (bool, String, String) {
+        self.try_run_with_input(args, "")
+    }
+
+    /// [`Nutshell::try_run`] with `stdin` as the command's input (for its prompts).
+    pub fn try_run_with_input(&mut self, args: &[&str], stdin: &str) -> (bool, String, String) {
         self.runs += 1;
-        let out_file = self.dir.join(format!("run-{}.stdout", self.runs));
-        let err_file = self.dir.join(format!("run-{}.stderr", self.runs));
         let path = std::env::var_os("PATH").unwrap_or_default();
-        // A clean environment: no MINT_URL, SOCKS_PROXY or ~/.cashu/.env of the developer's.
-        let mut child = Command::new(&self.bin)
-            .arg("-y")
-            .args(args)
-            .env_clear()
-            .env("PATH", path)
-            .env("HOME", self.dir.join("home"))
-            .env("CASHU_DIR", self.dir.join("cashu"))
-            .env("MINT_URL", &self.mint_url)
-            .env("TOR", "false")
-            .env("DEBUG", "false")
-            .env("PYTHONUNBUFFERED", "1")
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_file).unwrap())
-            .stderr(std::fs::File::create(&err_file).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
         let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if start.elapsed() > NUTSHELL_DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let stdout = std::fs::read_to_string(&out_file).unwrap_or_default();
-        let stderr = std::fs::read_to_string(&err_file).unwrap_or_default();
+        // A clean environment: no MINT_URL, SOCKS_PROXY or ~/.cashu/.env of the developer's.
+        let run = run_with_deadline(
+            Command::new(&self.bin)
+                .arg("-y")
+                .args(args)
+                .env_clear()
+                .env("PATH", path)
+                .env("HOME", self.dir.join("home"))
+                .env("CASHU_DIR", self.dir.join("cashu"))
+                .env("MINT_URL", &self.mint_url)
+                .env("TOR", "false")
+                .env("DEBUG", "false")
+                .env("PYTHONUNBUFFERED", "1")
+                .current_dir(&self.dir),
+            stdin,
+            NUTSHELL_DEADLINE,
+        );
         eprintln!("nutshell: `cashu {}` took {:.1?}", args[0], start.elapsed());
-        let Some(status) = status else {
-            panic!(
-                "`cashu -y {}` did not finish within {NUTSHELL_DEADLINE:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-                args.join(" ")
-            )
-        };
-        (status.success(), stdout, stderr)
+        (run.code == 0, run.stdout, run.stderr)
     }
 
     /// The available balance, from `cashu balance`.
-    fn balance(&mut self) -> u64 {
+    pub fn balance(&mut self) -> u64 {
         let out = self.run(&["balance"]);
         parse_balance(&out).unwrap_or_else(|| panic!("no balance in:\n{out}"))
     }
 
     /// Pending (sent but not yet known spent) amount, from `cashu balance -v`.
-    fn pending(&mut self) -> u64 {
+    pub fn pending(&mut self) -> u64 {
         let out = self.run(&["balance", "-v"]);
         out.lines()
             .filter_map(|l| l.split("(pending: ").nth(1))
@@ -144,7 +136,7 @@ impl Nutshell {
 }
 
 /// The last `Balance: N sat` line's N.
-fn parse_balance(out: &str) -> Option<u64> {
+pub fn parse_balance(out: &str) -> Option<u64> {
     out.lines()
         .filter_map(|l| l.trim().strip_prefix("Balance: "))
         .filter_map(|rest| rest.split_whitespace().next())
@@ -153,7 +145,7 @@ fn parse_balance(out: &str) -> Option<u64> {
 }
 
 /// The token `cashu send` printed, on a line of its own.
-fn parse_token(out: &str) -> Option<String> {
+pub fn parse_token(out: &str) -> Option<String> {
     out.lines()
         .map(str::trim)
         .find(|l| l.starts_with("cashuA") || l.starts_with("cashuB"))
@@ -161,7 +153,7 @@ fn parse_token(out: &str) -> Option<String> {
 }
 
 /// The mint quote id in the hint `cashu invoice 1000 --id <quote>` that `cashu invoice` prints.
-fn parse_quote_id(out: &str) -> Option<String> {
+pub fn parse_quote_id(out: &str) -> Option<String> {
     out.lines()
         .filter_map(|l| l.split("--id ").nth(1))
         .filter_map(|rest| rest.split_whitespace().next())
@@ -171,14 +163,7 @@ fn parse_quote_id(out: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nutshell_mints_sends_receives_and_melts_against_our_mint() {
-    let Some(bin) = nutshell_bin() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "Nutshell (the `cashu` CLI) is not installed and CI is set: {INSTALL_HINT}"
-        );
-        eprintln!("SKIPPED nutshell interop: Nutshell is not installed; {INSTALL_HINT}");
-        return;
-    };
+    let Some(bin) = nutshell_bin() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mint = MintProcess::start(dir.path(), "");
     let mut nutshell = Nutshell::new(bin, &dir.path().join("nutshell"), &mint.url);

@@ -520,3 +520,75 @@ impl MintProcess {
         )
     }
 }
+
+/// Runs `cmd` to its end with `stdin` as its input, failing the test if it runs past `deadline`
+/// (it is killed then). Its exit code (-1 for a signal), stdout and stderr.
+pub fn run_with_deadline(cmd: &mut Command, stdin: &str, deadline: Duration) -> CliRun {
+    use std::io::{Read, Write};
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_string();
+    std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = out.join().unwrap();
+    let stderr = err.join().unwrap();
+    let Some(status) = status else {
+        panic!("{cmd:?} did not finish within {deadline:?}\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    };
+    CliRun {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    }
+}
+
+/// A third-party client a test needs: present, or the test is skipped locally and fails under
+/// `CI` (set by `.ci/run` and CI systems) with `hint` on how to install it.
+pub fn require_tool<T>(found: Option<T>, what: &str, hint: &str) -> Option<T> {
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is not installed and CI is set: {hint}"
+        );
+        eprintln!("SKIPPED: {what} is not installed; {hint}");
+    }
+    found
+}
+
+/// What our mint says (NUT-07) about each of `proofs`.
+pub async fn proof_states(wallet: &Wallet, proofs: cdk::nuts::Proofs) -> Vec<cdk::nuts::State> {
+    wallet
+        .check_proofs_spent(proofs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.state)
+        .collect()
+}
