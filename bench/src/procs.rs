@@ -154,7 +154,7 @@ pub async fn nutshell(venv: &Path, dir: &Path) -> anyhow::Result<Service> {
     let port = free_port()?;
     let key: [u8; 32] = rand::random();
     let mut cmd = Command::new(python);
-    cmd.args(["-m", "cashu.mint.main"])
+    cmd.args(["-m", "cashu.mint"])
         .current_dir(dir)
         .env("CASHU_DIR", dir)
         .env("MINT_DATABASE", dir.join("mint"))
