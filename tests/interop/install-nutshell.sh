@@ -34,7 +34,12 @@ installed_version() {
     "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cashu"))' 2>/dev/null || true
 }
 
-if [ -x "$CASHU" ] && [ "$(installed_version)" = "$CASHU_VERSION" ]; then
+# Nutshell's mint fails at start-up with limits 5 ("Invalid rate limiting strategy").
+limits_ok() {
+    "$VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(int(m.version("limits").split(".")[0]) >= 5)' 2>/dev/null
+}
+
+if [ -x "$CASHU" ] && [ "$(installed_version)" = "$CASHU_VERSION" ] && limits_ok; then
     log "cashu $CASHU_VERSION is already installed in $VENV"
     echo "NUTSHELL_BIN=$CASHU"
     exit 0
@@ -142,9 +147,10 @@ log "installing cashu==$CASHU_VERSION marshmallow==$MARSHMALLOW_VERSION into $VE
 if ! "${PIP[@]}" install -q -c "$CONSTRAINTS" "cashu==$CASHU_VERSION" "marshmallow==$MARSHMALLOW_VERSION" >&2; then
     # Another Python version may lack wheels for some pinned transitive dependency: keep the
     # two pins that matter and let pip resolve the rest.
-    log "warning: the fully pinned set did not install; retrying with cashu and marshmallow pinned only"
-    "${PIP[@]}" install -q "cashu==$CASHU_VERSION" "marshmallow==$MARSHMALLOW_VERSION" >&2
+    log "warning: the fully pinned set did not install; retrying with cashu, marshmallow and limits pinned only"
+    "${PIP[@]}" install -q "cashu==$CASHU_VERSION" "marshmallow==$MARSHMALLOW_VERSION" 'limits<5' >&2
 fi
+limits_ok || die "limits>=5 got installed; Nutshell's mint needs limits<5"
 
 [ "$(installed_version)" = "$CASHU_VERSION" ] || die "cashu $CASHU_VERSION did not install"
 [ -x "$CASHU" ] || die "$CASHU is missing after the install"
