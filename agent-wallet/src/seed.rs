@@ -1,10 +1,9 @@
 //! The wallet seed: a BIP-39 mnemonic in `seed` in the data dir, made on first start with mode
 //! 0600. It is never printed or logged; whoever reads the file holds the ecash.
 
-use std::io::Write;
 use std::path::Path;
 
-use bip39::Mnemonic;
+use cashu_402::seed_file::SeedFileError;
 
 use crate::error::WalletError;
 
@@ -14,61 +13,19 @@ pub const SEED_FILE: &str = "seed";
 /// Loads the seed, or makes one if the file does not exist. Returns the 64-byte BIP-39 seed.
 pub fn load_or_create(data_dir: &Path) -> Result<[u8; 64], WalletError> {
     let path = data_dir.join(SEED_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            warn_if_readable_by_others(&path);
-            let mnemonic =
-                Mnemonic::parse_normalized(text.trim()).map_err(|e| WalletError::Config {
-                    detail: format!("{} is not a BIP-39 mnemonic: {e}", path.display()),
-                })?;
-            Ok(mnemonic.to_seed_normalized(""))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path),
-        Err(e) => Err(WalletError::io(&path, e)),
-    }
-}
-
-fn create(path: &Path) -> Result<[u8; 64], WalletError> {
-    let mnemonic = Mnemonic::generate(24).map_err(|e| WalletError::Config {
-        detail: format!("cannot generate a seed: {e}"),
+    let file = cashu_402::seed_file::load_or_create(&path).map_err(|e| match e {
+        SeedFileError::Io { path, source, .. } => WalletError::io(&path, source),
+        other => WalletError::Config {
+            detail: other.to_string(),
+        },
     })?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    if file.created {
+        tracing::info!(path = %path.display(), "made a new wallet seed");
     }
-    let mut file = match options.open(path) {
-        Ok(file) => file,
-        // Another process made it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return load_or_create(path.parent().unwrap_or(Path::new(".")));
-        }
-        Err(e) => return Err(WalletError::io(path, e)),
-    };
-    file.write_all(format!("{mnemonic}\n").as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| WalletError::io(path, e))?;
-    tracing::info!(path = %path.display(), "made a new wallet seed");
-    Ok(mnemonic.to_seed_normalized(""))
-}
-
-fn warn_if_readable_by_others(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    "the seed file is readable by other users; chmod 600 it"
-                );
-            }
-        }
+    if file.readable_by_others {
+        tracing::warn!(path = %path.display(), "the seed file is readable by other users; chmod 600 it");
     }
-    #[cfg(not(unix))]
-    let _ = path;
+    Ok(file.seed)
 }
 
 #[cfg(test)]

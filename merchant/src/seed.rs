@@ -5,11 +5,8 @@
 //! the ecash (NUT-13) and the key that unlocks tokens sent to the merchant.
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use bip39::Mnemonic;
 use cdk::nuts::{PublicKey, SecretKey};
 use cdk::secp256k1::hashes::{sha256, Hash};
 
@@ -25,14 +22,8 @@ pub struct Seed([u8; 64]);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
-    #[error("the seed file is not a valid BIP-39 mnemonic: {0}")]
-    Mnemonic(bip39::Error),
-    #[error("cannot {action} seed file {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] cashu_402::seed_file::SeedFileError),
     #[error("cannot derive the P2PK key from the seed: {0}")]
     Key(String),
 }
@@ -46,11 +37,6 @@ impl fmt::Debug for Seed {
 impl Seed {
     pub fn as_bytes(&self) -> &[u8; 64] {
         &self.0
-    }
-
-    fn from_words(words: &str) -> Result<Self, SeedError> {
-        let mnemonic = Mnemonic::parse(words.trim()).map_err(SeedError::Mnemonic)?;
-        Ok(Self(mnemonic.to_seed_normalized("")))
     }
 
     /// The merchant's P2PK signing key: `sha256(tag || seed)`, a valid secp256k1 scalar with
@@ -72,43 +58,17 @@ impl Seed {
 /// Returns the seed and whether it was generated now.
 pub fn load_or_generate(data_dir: &Path) -> Result<(Seed, bool), SeedError> {
     let path = data_dir.join(SEED_FILE);
-    let io = |action, source| SeedError::Io {
-        action,
-        path: path.clone(),
-        source,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(words) => {
-            let mode = std::fs::metadata(&path)
-                .map_err(|e| io("inspect", e))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777),
-                    "seed file is readable by other users; chmod 600 it");
-            }
-            Ok((Seed::from_words(&words)?, false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mnemonic = Mnemonic::generate(24).map_err(SeedError::Mnemonic)?;
-            // create_new: two processes starting at once never overwrite each other's seed.
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| io("create", e))?;
-            writeln!(file, "{mnemonic}").map_err(|e| io("write", e))?;
-            file.sync_all().map_err(|e| io("sync", e))?;
-            Ok((Seed(mnemonic.to_seed_normalized("")), true))
-        }
-        Err(e) => Err(io("read", e)),
+    let file = cashu_402::seed_file::load_or_create(&path)?;
+    if file.readable_by_others {
+        tracing::warn!(path = %path.display(), "seed file is readable by other users; chmod 600 it");
     }
+    Ok((Seed(file.seed), file.created))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn generated_seed_is_0600_and_reloads_with_the_same_key() {
@@ -145,7 +105,9 @@ mod tests {
         std::fs::write(dir.path().join(SEED_FILE), "not a mnemonic").unwrap();
         assert!(matches!(
             load_or_generate(dir.path()),
-            Err(SeedError::Mnemonic(_))
+            Err(SeedError::File(
+                cashu_402::seed_file::SeedFileError::Mnemonic { .. }
+            ))
         ));
     }
 }

@@ -6,8 +6,6 @@
 //! with keys no wallet can verify.
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use bip39::Mnemonic;
@@ -30,12 +28,8 @@ pub enum SeedError {
     Reference(#[from] SecretError),
     #[error("the seed is not a valid BIP-39 mnemonic: {0}")]
     Mnemonic(bip39::Error),
-    #[error("cannot {action} seed file {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] cashu_402::seed_file::SeedFileError),
     #[error(
         "this database was created with a different seed: refusing to start, because the mint \
          would sign with keys that no wallet can verify. Start it with the original seed."
@@ -91,41 +85,16 @@ pub fn load_or_generate(
         ));
     }
     let path = data_dir.join(SEED_FILE);
-    let io = |action, source| SeedError::Io {
-        action,
-        path: path.clone(),
-        source,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(words) => {
-            let mode = std::fs::metadata(&path)
-                .map_err(|e| io("inspect", e))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777),
-                    "seed file is readable by other users; chmod 600 it");
-            }
-            Ok((Seed::from_words(&words)?, SeedSource::File(path.clone())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mnemonic = Mnemonic::generate(24).map_err(SeedError::Mnemonic)?;
-            // create_new: two processes starting at once never overwrite each other's seed.
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| io("create", e))?;
-            writeln!(file, "{mnemonic}").map_err(|e| io("write", e))?;
-            file.sync_all().map_err(|e| io("sync", e))?;
-            Ok((
-                Seed(mnemonic.to_seed_normalized("")),
-                SeedSource::Generated(path.clone()),
-            ))
-        }
-        Err(e) => Err(io("read", e)),
+    let file = cashu_402::seed_file::load_or_create(&path)?;
+    if file.readable_by_others {
+        tracing::warn!(path = %path.display(), "seed file is readable by other users; chmod 600 it");
     }
+    let source = if file.created {
+        SeedSource::Generated(path)
+    } else {
+        SeedSource::File(path)
+    };
+    Ok((Seed(file.seed), source))
 }
 
 /// Records the seed's fingerprint on first start and refuses a different seed afterwards.
@@ -154,6 +123,7 @@ pub async fn check_fingerprint(kv: &DynKVStore, seed: &Seed) -> Result<(), SeedE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::Arc;
 
     #[test]

@@ -12,5 +12,6 @@ pub use cdk::Amount;
 pub mod allowance;
 pub mod error_body;
 pub mod nut24;
+pub mod seed_file;
 
 pub use nut24::{parse_credential, Challenge, X_CASHU};
