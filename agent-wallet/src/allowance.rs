@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use cashu_402::allowance::{Credential, DrawAuth, METHOD};
+use cashu_402::allowance_status::{AgentStatus, StatusRequest, STATUS_PATH};
 use cashu_402::error_body::ErrorBody;
 use cdk::amount::SplitTarget;
 use cdk::mint_url::MintUrl;
@@ -200,6 +201,34 @@ impl AgentWallet {
         })?;
         tracing::info!(amount = got, allowance = %id, "drew from the allowance");
         Ok(got)
+    }
+
+    /// What the connected allowance still lets this wallet draw, as the mint says (a request
+    /// signed with the agent key).
+    pub async fn allowance_status(&self) -> Result<AgentStatus, WalletError> {
+        let (mint, id, key) = self.stored_allowance()?.ok_or(WalletError::NoAllowance)?;
+        let request = StatusRequest::sign(&key, &id, now_unix())
+            .map_err(|e| WalletError::Invalid(e.to_string()))?;
+        let url = format!("{}{STATUS_PATH}", mint.to_string().trim_end_matches('/'));
+        let response = self
+            .http
+            .post(&url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(WalletError::Http)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(WalletError::Http)?;
+        if !status.is_success() {
+            let e: ErrorBody = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| ErrorBody::new(0, format!("HTTP {status}")));
+            return Err(WalletError::StatusRefused {
+                code: e.code,
+                detail: e.detail,
+            });
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| WalletError::Invalid(format!("the mint's status answer: {e}")))
     }
 
     /// Before a payment of `needed` sat at `mint`: if the wallet holds less there and the

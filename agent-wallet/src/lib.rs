@@ -117,7 +117,7 @@ mod tokens;
 mod wallet;
 
 pub use allowance::{AllowanceInfo, AGENT_KEY_FILE, ALLOWANCE_FILE};
-pub use budget::{AllowanceDrawRoom, Budget, HostBudget};
+pub use budget::{AllowanceDrawRoom, Budget, ConnectedRoom, HostBudget, UnavailableRoom};
 pub use config::{AllowanceSettings, Config, CONFIG_FILE};
 pub use error::{exit_code, WalletError};
 pub use http::{FetchResponse, HttpResponse, PayRequest, MAX_BODY_BYTES};
