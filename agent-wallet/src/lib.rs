@@ -101,6 +101,7 @@ pub use cashu_402;
 mod allowance;
 mod budget;
 mod config;
+mod draw;
 mod error;
 mod http;
 mod ledger;

@@ -1,5 +1,5 @@
-//! Crash recovery, run by every [`AgentWallet::open`]: finish cdk's interrupted sagas, then
-//! settle every payment left in the outbox.
+//! Crash recovery, run by every [`AgentWallet::open`]: finish cdk's interrupted sagas and the
+//! allowance draws a crash interrupted, then settle every payment left in the outbox.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -52,7 +52,8 @@ impl AgentWallet {
             .into_iter()
             .filter(|s| !matches!(s.state, WalletSagaState::Send(SendSagaState::TokenCreated)))
             .collect();
-        if outbox.is_empty() && sagas.is_empty() {
+        let draws = self.has_pending_draws()?;
+        if outbox.is_empty() && sagas.is_empty() && !draws {
             return Ok(report);
         }
 
@@ -74,6 +75,11 @@ impl AgentWallet {
                 Ok(Err(e)) => tracing::warn!(%mint, "cdk saga recovery failed: {e}"),
                 Err(_) => tracing::warn!(%mint, "cdk saga recovery timed out"),
             }
+        }
+
+        // After cdk's recovery, so a draw whose mint request was under way finds its proofs.
+        if draws {
+            self.resume_draws().await?;
         }
 
         for row in outbox {

@@ -268,3 +268,108 @@ async fn only_the_agent_key_reads_an_allowances_status_and_only_a_fresh_request(
     .await;
     assert_eq!(status, 200);
 }
+
+/// Forwards everything to the mint; when `lose_draw` is set, forwards the next draw but answers
+/// 502, as if the connection died after the mint debited.
+struct LossyProxy {
+    target: String,
+    lose_draw: std::sync::atomic::AtomicBool,
+}
+
+async fn forward(State(p): State<Arc<LossyProxy>>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let path = parts.uri.path_and_query().unwrap().as_str().to_string();
+    let mut out =
+        reqwest::Client::new().request(parts.method.clone(), format!("{}{path}", p.target));
+    if let Some(ct) = parts.headers.get("content-type") {
+        out = out.header("content-type", ct.to_str().unwrap());
+    }
+    let answer = out.body(body.to_vec()).send().await.unwrap();
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+    let bytes = answer.bytes().await.unwrap();
+    if path.starts_with("/v1/mint/quote/allowance")
+        && p.lose_draw.swap(false, std::sync::atomic::Ordering::SeqCst)
+    {
+        return (StatusCode::BAD_GATEWAY, "connection lost").into_response();
+    }
+    (status, [("content-type", "application/json")], bytes).into_response()
+}
+
+#[tokio::test]
+async fn a_draw_whose_answer_was_lost_is_finished_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mint = MintProcess::start(dir.path(), "");
+    let (s, view) = mint
+        .admin(
+            Method::POST,
+            "/admin/v1/allowances/metered",
+            Some(json!({"amount": 1000, "max_per_draw": 200, "max_per_day": 1000})),
+        )
+        .await;
+    assert_eq!(s, 200, "{view}");
+    let id = view["id"].as_str().unwrap().to_string();
+    eventually("funding", || async {
+        let (_, v) = mint
+            .admin(Method::GET, &format!("/admin/v1/allowances/{id}"), None)
+            .await;
+        (v["balance"] == 1000).then_some(())
+    })
+    .await;
+    let proxy = Arc::new(LossyProxy {
+        target: mint.url.clone(),
+        lose_draw: true.into(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().fallback(forward).with_state(proxy.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut credential: cashu_402::allowance::Credential =
+        view["credential"].as_str().unwrap().parse().unwrap();
+    credential.mint = MintUrl::from_str(&proxy_url).unwrap();
+
+    let agent_dir = dir.path().join("agent");
+    let agent = AgentWallet::open_with(WalletOptions::new(&agent_dir))
+        .await
+        .unwrap();
+    agent
+        .connect_allowance(&credential.to_string())
+        .await
+        .unwrap();
+    let err = agent.draw(150).await.unwrap_err();
+    assert!(err.to_string().contains("502"), "{err}");
+    assert_eq!(agent.balances().await.unwrap().total, 0);
+    let (_, v) = mint
+        .admin(Method::GET, &format!("/admin/v1/allowances/{id}"), None)
+        .await;
+    assert_eq!(
+        v["balance"], 850,
+        "the mint debited the draw whose answer was lost"
+    );
+    drop(agent);
+
+    // The next open finishes it: same quote, no second debit, one ledger row.
+    let agent = AgentWallet::open_with(WalletOptions::new(&agent_dir))
+        .await
+        .unwrap();
+    assert_eq!(agent.balances().await.unwrap().total, 150);
+    let (_, v) = mint
+        .admin(Method::GET, &format!("/admin/v1/allowances/{id}"), None)
+        .await;
+    assert_eq!(v["balance"], 850);
+    let draws: Vec<_> = agent
+        .ledger()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.method == "DRAW")
+        .collect();
+    assert_eq!(draws.len(), 1, "{draws:?}");
+    assert_eq!(draws[0].amount, 150);
+    assert_eq!(
+        std::fs::read_dir(agent_dir.join("draws")).unwrap().count(),
+        0
+    );
+    // And drawing goes on as usual.
+    assert_eq!(agent.draw(50).await.unwrap(), 50);
+    assert_eq!(agent.balances().await.unwrap().total, 200);
+}
