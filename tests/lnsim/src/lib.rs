@@ -30,3 +30,10 @@ pub async fn serve_router(listen: SocketAddr, router: axum::Router) -> std::io::
     std::io::stdout().flush()?;
     axum::serve(listener, router).await
 }
+
+/// The payment hash (hex) a preimage (hex) unlocks: `sha256(preimage)`; `None` if not hex.
+pub fn payment_hash_of(preimage_hex: &str) -> Option<String> {
+    use cdk_common::bitcoin::hashes::{sha256, Hash};
+    let preimage = hex::decode(preimage_hex).ok()?;
+    Some(hex::encode(sha256::Hash::hash(&preimage).to_byte_array()))
+}

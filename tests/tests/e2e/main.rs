@@ -19,6 +19,7 @@ mod interop_nutshell_mint;
 mod interop_nutshell_nuts;
 mod interop_paywall;
 mod lifecycle;
+mod lightning_sim;
 mod nuts;
 mod pay_per_request;
 mod postgres;
