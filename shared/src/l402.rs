@@ -214,6 +214,22 @@ impl std::fmt::Debug for Preimage {
 }
 
 impl Preimage {
+    /// The credential's preimage field: 64 hex digits, or empty for `SettledByMint`.
+    pub fn to_hex(&self) -> String {
+        match self {
+            Self::Known(p) => hex_encode(p),
+            Self::SettledByMint => String::new(),
+        }
+    }
+
+    /// The inverse of [`Preimage::to_hex`]; `None` for anything else.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        match s.trim() {
+            "" => Some(Self::SettledByMint),
+            hex => parse_hex32(hex).map(Self::Known),
+        }
+    }
+
     /// Whether `sha256(preimage) == payment_hash`. `SettledByMint` never matches: it needs the
     /// mint's word instead.
     pub fn matches(&self, payment_hash: &[u8; 32]) -> bool {
@@ -242,11 +258,11 @@ impl L402Credential {
 
     /// The `Authorization` header value.
     pub fn encode(&self) -> String {
-        let preimage = match &self.preimage {
-            Preimage::Known(p) => hex_encode(p),
-            Preimage::SettledByMint => String::new(),
-        };
-        format!("{SCHEME} {}:{preimage}", self.macaroons.join(","))
+        format!(
+            "{SCHEME} {}:{}",
+            self.macaroons.join(","),
+            self.preimage.to_hex()
+        )
     }
 
     /// Decodes an `Authorization: L402|LSAT <mac>[,<mac>]:<hex preimage>` value.
