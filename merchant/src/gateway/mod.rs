@@ -107,13 +107,17 @@ async fn handle(State(state): State<GatewayState>, req: Request<Body>) -> Respon
         );
     }
     match s.table.find(req.method(), req.uri().path()) {
-        Some(offer) => match s.paywall.authorize(offer, req.headers()).await {
+        Some(offer) => match s
+            .paywall
+            .authorize(offer, req.headers(), req.uri().path())
+            .await
+        {
             Ok(paid) => {
                 tracing::info!(path = %req.uri().path(), value = %paid.value, unit = %paid.unit,
                     "paid request forwarded");
                 proxy::forward(&s.client, &s.upstream, req).await
             }
-            Err(e) => s.paywall.refusal(offer, &e),
+            Err(e) => s.paywall.refusal(offer, &e, req.uri().path()).await,
         },
         None => match s.unpriced {
             Unpriced::Free => proxy::forward(&s.client, &s.upstream, req).await,
