@@ -22,8 +22,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::json_error;
+use crate::l402::L402Options;
 use crate::merchant::Merchant;
-use crate::paywall::{Paywall, PaywallOptions};
+use crate::paywall::{Paywall, PaywallOptions, Schemes};
 pub use config::{ConfigError, GatewayConfig, PriceRule, Unpriced};
 pub use pricing::PriceTable;
 
@@ -59,7 +60,16 @@ impl GatewayState {
             .locked(lock)
             .require_dleq(config.require_dleq.unwrap_or(lock))
             .retry_after(Duration::from_secs(config.retry_after_secs))
-            .redeem_timeout(Duration::from_secs(config.redeem_timeout_secs));
+            .redeem_timeout(Duration::from_secs(config.redeem_timeout_secs))
+            .schemes(Schemes {
+                cashu: config.cashu,
+                l402: config.l402,
+                x402: config.x402,
+            })
+            .l402(L402Options {
+                service: config.l402_service.clone(),
+                validity: Duration::from_secs(config.l402_validity_secs),
+            });
         let paywall = Paywall::new(merchant, options);
         let table = PriceTable::new(config, &paywall)?;
         let timeout = Duration::from_secs(config.upstream_timeout_secs);
