@@ -123,7 +123,10 @@ pub use budget::{AllowanceDrawRoom, Budget, HostBudget};
 pub use config::{AllowanceSettings, Config, CONFIG_FILE};
 pub use error::{exit_code, WalletError};
 pub use http::{FetchResponse, HttpResponse, PayRequest, MAX_BODY_BYTES};
-pub use ledger::{csv_field, rfc3339, to_csv, to_json, LedgerEntry, Outcome, SCHEME_CASHU};
+pub use ledger::{
+    csv_field, rfc3339, to_csv, to_json, LedgerEntry, Outcome, SCHEME_CASHU, SCHEME_L402,
+    SCHEME_X402_CASHU,
+};
 pub use outbox::OutboxState;
 pub use policy::{host_matches, Policy, PolicySetError, PolicyViolation, Spent};
 pub use recovery::RecoveryReport;

@@ -297,6 +297,7 @@ impl AgentWallet {
         prepared: PreparedMelt<'_>,
         quote_id: &str,
     ) -> MeltResult {
+        let operation_id = prepared.operation_id().to_string();
         let deadline = Instant::now() + self.melt_deadline;
         let outcome = tokio::time::timeout_at(deadline, prepared.confirm_prefer_async()).await;
         let finalized = match outcome {
@@ -314,24 +315,41 @@ impl AgentWallet {
             Ok(f) => paid_from(f.state(), f.payment_proof(), u64::from(f.fee_paid())),
             Err(e) => {
                 tracing::info!("melt did not complete ({e}); asking the mint");
-                self.melt_status(wallet, quote_id).await
+                self.melt_status(wallet, quote_id, &operation_id).await
             }
         }
     }
 
     /// The state of a melt quote at the mint (cdk finishes or compensates its saga on the way).
-    pub(crate) async fn melt_status(&self, wallet: &Wallet, quote_id: &str) -> MeltResult {
-        match wallet.check_melt_quote_status(quote_id).await {
-            Ok(q) => {
-                // The fee actually paid is not in the quote; the reserve is the bound.
-                paid_from(
-                    q.state,
-                    q.payment_proof.as_deref(),
-                    u64::from(q.fee_reserve),
-                )
+    /// While cdk's melt saga exists the proofs are still held and the local quote state may
+    /// be stale, so only a paid quote or a finished saga is taken as final.
+    pub(crate) async fn melt_status(
+        &self,
+        wallet: &Wallet,
+        quote_id: &str,
+        operation_id: &str,
+    ) -> MeltResult {
+        let quote = match wallet.check_melt_quote_status(quote_id).await {
+            Ok(q) => q,
+            Err(e) => return MeltResult::Pending(format!("the mint could not be asked: {e}")),
+        };
+        if quote.state != MeltQuoteState::Paid {
+            let op = match uuid::Uuid::parse_str(operation_id) {
+                Ok(op) => op,
+                Err(e) => return MeltResult::Pending(e.to_string()),
+            };
+            match wallet.localstore.get_saga(&op).await {
+                Ok(None) => {}
+                Ok(Some(_)) => return MeltResult::Pending("the melt is still in progress".into()),
+                Err(e) => return MeltResult::Pending(e.to_string()),
             }
-            Err(e) => MeltResult::Pending(format!("the mint could not be asked: {e}")),
         }
+        // The fee actually paid is not in the quote; the reserve is the bound.
+        paid_from(
+            quote.state,
+            quote.payment_proof.as_deref(),
+            u64::from(quote.fee_reserve),
+        )
     }
 
     /// Settles L402 melts a crash or a deadline left in the outbox. Returns (resolved rows,
@@ -345,7 +363,7 @@ impl AgentWallet {
                     let wallet = self.wallet_for(&mint)?;
                     match tokio::time::timeout(
                         self.recovery_timeout,
-                        self.melt_status(&wallet, &row.quote_id),
+                        self.melt_status(&wallet, &row.quote_id, &row.operation_id),
                     )
                     .await
                     {
