@@ -103,11 +103,13 @@ mod budget;
 mod config;
 mod error;
 mod http;
+mod l402_store;
 mod ledger;
 pub mod mcp;
 mod oplock;
 mod outbox;
 mod pay;
+mod pay_l402;
 mod policy;
 mod recovery;
 mod seed;
@@ -121,7 +123,10 @@ pub use budget::{AllowanceDrawRoom, Budget, HostBudget};
 pub use config::{AllowanceSettings, Config, CONFIG_FILE};
 pub use error::{exit_code, WalletError};
 pub use http::{FetchResponse, HttpResponse, PayRequest, MAX_BODY_BYTES};
-pub use ledger::{csv_field, rfc3339, to_csv, to_json, LedgerEntry, Outcome, SCHEME_CASHU};
+pub use ledger::{
+    csv_field, rfc3339, to_csv, to_json, LedgerEntry, Outcome, SCHEME_CASHU, SCHEME_L402,
+    SCHEME_X402_CASHU,
+};
 pub use outbox::OutboxState;
 pub use policy::{host_matches, Policy, PolicySetError, PolicyViolation, Spent};
 pub use recovery::RecoveryReport;
