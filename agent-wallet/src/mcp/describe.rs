@@ -97,6 +97,7 @@ mod tests {
             max_total: None,
             allowed_hosts: vec!["api.example.com".into()],
             allowed_mints: vec!["*".into()],
+            schemes: cashu_402::SchemeKind::DEFAULT_ORDER.to_vec(),
         };
         let fetch = tool("fetch", &policy).unwrap();
         assert!(fetch.contains("at most 7 sat per request"), "{fetch}");

@@ -18,6 +18,7 @@ mod interop_nutshell;
 mod interop_nutshell_mint;
 mod interop_nutshell_nuts;
 mod interop_paywall;
+mod l402_agent;
 mod l402_fixture;
 mod lifecycle;
 mod lightning_sim;
