@@ -20,6 +20,7 @@ mod interop_nutshell_nuts;
 mod interop_paywall;
 mod l402_agent;
 mod l402_fixture;
+mod l402_merchant;
 mod lifecycle;
 mod lightning_sim;
 mod nuts;
