@@ -65,7 +65,7 @@ pub enum Command {
     Balance,
     /// Make a cashuB token worth AMOUNT sat and print it
     Send { amount: u64 },
-    /// Send an HTTP request, paying a 402 X-Cashu challenge within the policy
+    /// Send an HTTP request, paying a 402 (X-Cashu, L402 or x402 cashu) within the policy
     Fetch {
         url: String,
         /// HTTP method
