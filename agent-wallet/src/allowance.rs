@@ -165,17 +165,15 @@ impl AgentWallet {
             return Ok(0);
         }
         let shortfall = needed - have;
-        match self
-            .draw(shortfall.saturating_add(self.allowance_float))
-            .await
-        {
+        // Boxed: a draw's future (HTTP, cdk's mint) is deep, and payments nest this one.
+        match Box::pin(self.draw(shortfall.saturating_add(self.allowance_float))).await {
             Ok(got) => Ok(got),
             Err(WalletError::DrawRefused { code, .. })
                 if code == cashu_402::error_body::codes::ALLOWANCE_PER_DRAW
                     || code == cashu_402::error_body::codes::ALLOWANCE_PER_DAY
                     || code == cashu_402::error_body::codes::ALLOWANCE_BALANCE =>
             {
-                self.draw(shortfall).await
+                Box::pin(self.draw(shortfall)).await
             }
             Err(e) => Err(e),
         }

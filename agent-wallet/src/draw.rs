@@ -83,7 +83,7 @@ impl AgentWallet {
         let text =
             serde_json::to_string(&pending).map_err(|e| WalletError::Invalid(e.to_string()))?;
         write_private(&path, &text)?;
-        self.finish_draw(&path, &pending, &mint, &key).await
+        Box::pin(self.finish_draw(&path, &pending, &mint, &key)).await
     }
 
     /// Sends `pending` (again), mints its quote, writes the ledger row and forgets it. Keeps

@@ -1,5 +1,6 @@
 //! Crash recovery, run by every [`AgentWallet::open`]: finish cdk's interrupted sagas and the
-//! allowance draws a crash interrupted, then settle every payment left in the outbox.
+//! allowance draws a crash interrupted, then settle every payment left in the outbox (token
+//! sends and L402 melts).
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -53,7 +54,8 @@ impl AgentWallet {
             .filter(|s| !matches!(s.state, WalletSagaState::Send(SendSagaState::TokenCreated)))
             .collect();
         let draws = self.has_pending_draws()?;
-        if outbox.is_empty() && sagas.is_empty() && !draws {
+        let melts = self.store.melt_outbox()?;
+        if outbox.is_empty() && sagas.is_empty() && melts.is_empty() && !draws {
             return Ok(report);
         }
 
@@ -65,6 +67,7 @@ impl AgentWallet {
                     .iter()
                     .filter_map(|r| MintUrl::from_str(&r.mint).ok()),
             )
+            .chain(melts.iter().filter_map(|r| MintUrl::from_str(&r.mint).ok()))
             .collect();
         for mint in mints {
             let wallet = self.wallet_for(&mint)?;
@@ -109,6 +112,9 @@ impl AgentWallet {
                 }
             }
         }
+        let (resolved, still_pending) = self.recover_melts().await?;
+        report.resolved.extend(resolved);
+        report.still_pending += still_pending;
         Ok(report)
     }
 }
