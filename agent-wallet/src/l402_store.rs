@@ -192,3 +192,53 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred(scope: &str, mac: &str) -> CachedCredential {
+        CachedCredential {
+            origin: "http://api.example:80".into(),
+            scope: scope.into(),
+            macaroon: mac.into(),
+            preimage: String::new(),
+        }
+    }
+
+    #[test]
+    fn scope_is_the_directory_of_the_path() {
+        assert_eq!(scope_of("/api/weather"), "/api/");
+        assert_eq!(scope_of("/weather"), "/");
+        assert_eq!(scope_of("/api/"), "/api/");
+        assert_eq!(scope_of(""), "/");
+    }
+
+    #[test]
+    fn the_longest_covering_scope_is_used_and_dropping_it_falls_back() {
+        let store = Store::open_in_memory().unwrap();
+        let origin = "http://api.example:80";
+        store.cache_credential(&cred("/", "root")).unwrap();
+        store.cache_credential(&cred("/api/", "api")).unwrap();
+        let got = |path: &str| {
+            store
+                .cached_credential(origin, path)
+                .unwrap()
+                .map(|c| c.macaroon)
+        };
+        assert_eq!(got("/api/x").as_deref(), Some("api"));
+        assert_eq!(got("/other").as_deref(), Some("root"));
+        assert_eq!(
+            store
+                .cached_credential("https://api.example:443", "/api/x")
+                .unwrap(),
+            None,
+            "another origin"
+        );
+        // Buying again replaces the entry.
+        store.cache_credential(&cred("/api/", "api2")).unwrap();
+        assert_eq!(got("/api/x").as_deref(), Some("api2"));
+        store.drop_credential(origin, "/api/").unwrap();
+        assert_eq!(got("/api/x").as_deref(), Some("root"));
+    }
+}

@@ -54,11 +54,12 @@ impl Delivery<'_> {
 }
 
 /// Errors after which the next offer of the same 402 may be tried: nothing was spent and the
-/// reason is specific to the offer (its mints, its unit, its invoice).
+/// reason is specific to the offer (its mints, its unit, its invoice, the ecash held there).
 fn falls_through(e: &WalletError) -> bool {
     matches!(
         e,
         WalletError::NotPayable { .. }
+            | WalletError::InsufficientFunds { .. }
             | WalletError::PolicyRefused {
                 violation: PolicyViolation::MintNotAllowed { .. },
                 ..
@@ -171,13 +172,8 @@ impl AgentWallet {
             reasons.join("; ")
         };
         match first_error {
-            Some(WalletError::PolicyRefused {
-                violation,
-                response,
-            }) if reasons.len() == 1 => Err(WalletError::PolicyRefused {
-                violation,
-                response,
-            }),
+            // One offer, one reason: its own error says it best.
+            Some(e) if reasons.len() == 1 => Err(e),
             _ => Err(WalletError::NotPayable {
                 reason,
                 response: Box::new(first),

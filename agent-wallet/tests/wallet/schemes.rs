@@ -35,6 +35,8 @@ struct Offers {
     x402_v1: bool,
     /// An x402 `exact` entry on an EVM network (never payable here).
     evm: bool,
+    /// The Cashu offers name a mint the agent holds nothing at.
+    foreign_mint: bool,
 }
 
 /// How the fake backend treats the L402 invoices (its JSON description convention).
@@ -173,7 +175,11 @@ async fn start_shop(mint: &TestMint, offers: Offers, melt: Melt) -> Running {
         challenge: Challenge::new(
             Amount::from(price),
             CurrencyUnit::Sat,
-            mint.mint_url.clone(),
+            if offers.foreign_mint {
+                "http://127.0.0.1:9".parse().unwrap()
+            } else {
+                mint.mint_url.clone()
+            },
         ),
         wallet: cdk_wallet(mint).await,
         melt: Mutex::new(melt),
@@ -221,7 +227,48 @@ const ALL: Offers = Offers {
     x402_v2: true,
     x402_v1: true,
     evm: true,
+    foreign_mint: false,
 };
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cashu_offer_at_a_mint_the_agent_does_not_use_falls_through_to_l402() {
+    let mint = start_mint().await;
+    let offers = Offers {
+        foreign_mint: true,
+        ..ALL
+    };
+    let shop = start_shop(&mint, offers, Melt::Paid).await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_with(&mint, dir.path(), &SchemeKind::DEFAULT_ORDER).await;
+    let answer = agent.fetch(PayRequest::get(shop.at("/a"))).await.unwrap();
+    assert_eq!(answer.response.text(), "paid by l402");
+    assert_eq!(answer.payment.unwrap().scheme, "l402");
+
+    // Without L402 in the policy nothing is payable, and every reason is named.
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_with(
+        &mint,
+        dir.path(),
+        &[SchemeKind::Cashu, SchemeKind::X402Cashu],
+    )
+    .await;
+    let err = agent
+        .fetch(PayRequest::get(shop.at("/a")))
+        .await
+        .unwrap_err();
+    let WalletError::NotPayable { reason, .. } = err else {
+        panic!("expected NotPayable");
+    };
+    for part in [
+        "cashu: ",
+        "x402-cashu: ",
+        "l402: not in the policy's schemes",
+        "exact on eip155:8453",
+    ] {
+        assert!(reason.contains(part), "{part} in {reason}");
+    }
+    assert_eq!(agent.balances().await.unwrap().total, 100);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_scheme_offered_the_default_rule_pays_cashu() {

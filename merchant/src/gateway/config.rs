@@ -289,6 +289,35 @@ command = "cat invoice.txt"
 "#;
 
     #[test]
+    fn scheme_switches_default_and_validate() {
+        let c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
+        assert_eq!((c.cashu, c.x402, c.l402), (true, true, false));
+        assert_eq!(c.l402_validity_secs, 3600);
+        let text = format!("{EXAMPLE}\n");
+        let text = text.replacen(
+            "unpriced = \"refuse\"",
+            "unpriced = \"refuse\"\nl402 = true\nl402_service = \"weather-api\"\nl402_validity_secs = 60",
+            1,
+        );
+        let c = GatewayConfig::from_toml(&text, Path::new("x.toml")).unwrap();
+        c.validate().unwrap();
+        assert!(c.l402);
+        assert_eq!(c.l402_service, "weather-api");
+        let none = GatewayConfig {
+            cashu: false,
+            x402: false,
+            l402: false,
+            ..c.clone()
+        };
+        assert!(none.validate().is_err(), "at least one scheme");
+        let bad = GatewayConfig {
+            l402_service: "a b".into(),
+            ..c
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
     fn the_documented_shape_parses_and_validates() {
         let c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
         c.validate().unwrap();
