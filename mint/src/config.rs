@@ -137,6 +137,11 @@ pub struct PostgresConfig {
     pub tls_mode: String,
     #[serde(default = "default_pg_connections")]
     pub max_connections: usize,
+    /// How often this process reloads keysets from the database, so that a keyset rotated by
+    /// another mint process on the same database is used here too without a restart
+    /// (cdk's periodic keyset refresh). 0 turns it off.
+    #[serde(default = "default_keyset_refresh_secs")]
+    pub keyset_refresh_secs: u64,
 }
 
 fn default_tls_mode() -> String {
@@ -145,6 +150,10 @@ fn default_tls_mode() -> String {
 
 fn default_pg_connections() -> usize {
     20
+}
+
+fn default_keyset_refresh_secs() -> u64 {
+    5
 }
 
 /// Configuration errors, each saying which key is wrong and why.
@@ -238,6 +247,17 @@ impl Default for DatabaseConfig {
 }
 
 impl Config {
+    /// How often to reload keysets from a database other mint processes may share (PostgreSQL
+    /// only: a SQLite file belongs to one process).
+    pub fn keyset_refresh_interval(&self) -> Option<std::time::Duration> {
+        match (&self.database.engine, &self.database.postgres) {
+            (DatabaseEngine::Postgres, Some(pg)) if pg.keyset_refresh_secs > 0 => {
+                Some(std::time::Duration::from_secs(pg.keyset_refresh_secs))
+            }
+            _ => None,
+        }
+    }
+
     /// Parses TOML text (`origin` names it in errors). Missing keys take their defaults.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {

@@ -23,5 +23,6 @@ mod nuts;
 mod pay_per_request;
 mod postgres;
 mod postgres_allowances;
+mod replicas;
 mod smoke;
 mod web_page;
