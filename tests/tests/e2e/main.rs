@@ -12,6 +12,8 @@ mod allowances;
 mod architecture;
 mod client_errors;
 mod crash;
+mod crash_loop;
+mod crash_services;
 mod http_errors;
 mod interop_cashu_ts;
 mod interop_nutshell;
