@@ -106,6 +106,9 @@ pub struct HttpConfig {
     /// Longest a request may take before it is answered with 408. Melts wait for the Lightning
     /// payment, so keep this above the slowest payment you expect.
     pub request_timeout_secs: u64,
+    /// Longest a client may take to send its request headers before its connection is closed
+    /// (a client dribbling its headers would otherwise hold the connection for ever).
+    pub header_read_timeout_secs: u64,
 }
 
 /// Which database holds the mint's state.
@@ -232,6 +235,7 @@ impl Default for HttpConfig {
         Self {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 120,
+            header_read_timeout_secs: 10,
         }
     }
 }
@@ -343,6 +347,12 @@ impl Config {
         if self.http.request_timeout_secs == 0 {
             return Err(ConfigError::invalid(
                 "http.request_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.http.header_read_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "http.header_read_timeout_secs",
                 "must be at least 1",
             ));
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use allowance_mint::cli::{Cli, Command, ConfigCommand, KeysetCommand, LogFormat};
 use allowance_mint::config::{Config, EXAMPLE};
+use allowance_mint::http::serve::serve;
 use allowance_mint::lightning::{Backend, FAKE_BACKEND_WARNING};
 use anyhow::Context;
 use clap::Parser;
@@ -71,6 +72,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let app = allowance_mint::app(&config).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let header_timeout = Duration::from_secs(config.http.header_read_timeout_secs);
     let admin = match app.admin_router.clone() {
         Some(router) => {
             let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
@@ -86,13 +88,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             tracing::info!(%admin_addr, "admin API and web page serving");
             println!("admin listening on http://{admin_addr}");
             let mut rx = stop_rx.clone();
-            Some(tokio::spawn(async move {
-                axum::serve(admin_listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|stop| *stop).await;
-                    })
-                    .await
-            }))
+            Some(tokio::spawn(serve(
+                admin_listener,
+                router,
+                header_timeout,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            )))
         }
         None => None,
     };
@@ -103,14 +106,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
 
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        })
-        .await?;
+    serve(listener, app.router, header_timeout, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
     if let Some(admin) = admin {
-        admin.await??;
+        admin.await?;
     }
     sweeper.abort();
     tracing::info!("shutting down: stopping the mint's background tasks");

@@ -66,12 +66,13 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = crate::http::log_path(request.uri().path());
     let route = OutputsRoute::of(&method, request.uri().path());
-    let (request, recorded) = match route {
-        Some(_) => {
+    let quote_route = QuoteRoute::of(&method, request.uri().path());
+    let (request, recorded) = match (route, quote_route) {
+        (Some(_), _) | (_, Some(_)) => {
             let (request, recorded) = record_body(request);
             (request, Some(recorded))
         }
-        None => (request, None),
+        (None, None) => (request, None),
     };
     let response = next.run(request).await;
     let status = response.status();
@@ -86,6 +87,12 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
             .and_then(|r| r.lock().ok().and_then(|mut b| b.take()))
             .unwrap_or_default();
         cashu = remap_cdk(route, cashu, &request_body);
+        if let Some(detail) = quote_route
+            .filter(|_| cashu.code == codes::MALFORMED_REQUEST)
+            .and_then(|q| q.explain(&request_body))
+        {
+            cashu.detail = detail;
+        }
         if cashu.code == CDK_UNKNOWN && !SAFE_UNKNOWN_DETAILS.contains(&cashu.detail.as_str()) {
             tracing::error!(%method, %path, detail = %cashu.detail, "internal error hidden from client");
             cashu.detail = "Internal error".into();
@@ -134,6 +141,47 @@ impl OutputsRoute {
             ["", "v1", "swap"] => Some(Self::Swap),
             ["", "v1", "mint", m] if *m != "quote" && !m.is_empty() => Some(Self::Mint),
             _ => None,
+        }
+    }
+}
+
+/// Quote routes whose malformed bodies cdk answers only with "Invalid payment method": we say
+/// which field is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteRoute {
+    /// `POST /v1/mint/quote/bolt11`
+    MintBolt11,
+    /// `POST /v1/melt/quote/bolt11`
+    MeltBolt11,
+}
+
+impl QuoteRoute {
+    fn of(method: &Method, path: &str) -> Option<Self> {
+        match (method, path) {
+            (&Method::POST, "/v1/mint/quote/bolt11") => Some(Self::MintBolt11),
+            (&Method::POST, "/v1/melt/quote/bolt11") => Some(Self::MeltBolt11),
+            _ => None,
+        }
+    }
+
+    /// What is wrong with `body`, when it is one of the usual mistakes.
+    fn explain(self, body: &[u8]) -> Option<String> {
+        let request: serde_json::Value = serde_json::from_slice(body).ok()?;
+        match self {
+            Self::MintBolt11 => {
+                let amount = request.get("amount")?;
+                amount.as_u64().is_none().then(|| {
+                    "Malformed request: `amount` must be a whole number of sat below 2^64".into()
+                })
+            }
+            Self::MeltBolt11 => match request.get("request").and_then(|r| r.as_str()) {
+                None => Some("Malformed request: `request` must be a BOLT11 invoice".into()),
+                Some(invoice) => invoice
+                    .trim()
+                    .parse::<cdk::Bolt11Invoice>()
+                    .is_err()
+                    .then(|| "Malformed request: `request` is not a valid BOLT11 invoice".into()),
+            },
         }
     }
 }
@@ -348,6 +396,20 @@ mod tests {
         }
         let unknown = ErrorBody::new(CDK_UNKNOWN, "Unknown quote");
         assert_eq!(remap_cdk(None, unknown.clone(), b""), unknown);
+    }
+
+    #[test]
+    fn malformed_quote_bodies_name_the_wrong_field() {
+        let melt = QuoteRoute::of(&Method::POST, "/v1/melt/quote/bolt11");
+        assert_eq!(melt, Some(QuoteRoute::MeltBolt11));
+        let explain = |route: QuoteRoute, body: &str| route.explain(body.as_bytes());
+        let said = explain(QuoteRoute::MeltBolt11, r#"{"request":"lnbc1garbage","unit":"sat"}"#);
+        assert!(said.is_some_and(|d| d.contains("not a valid BOLT11 invoice")));
+        let said = explain(QuoteRoute::MintBolt11, r#"{"amount":18446744073709551616,"unit":"sat"}"#);
+        assert!(said.is_some_and(|d| d.contains("below 2^64")));
+        // A body whose fields are fine is left to cdk's own detail.
+        assert_eq!(explain(QuoteRoute::MintBolt11, r#"{"amount":5,"unit":"sat"}"#), None);
+        assert_eq!(QuoteRoute::of(&Method::GET, "/v1/melt/quote/bolt11"), None);
     }
 
     #[test]
