@@ -55,13 +55,17 @@ pub async fn serve(
                 connections.spawn(async move {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     tokio::pin!(conn);
+                    // The watch guard must not live across an await: wait inside a block of its own.
+                    let stopped = async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    };
                     tokio::select! {
                         result = conn.as_mut() => {
                             if let Err(e) = result {
                                 tracing::debug!(error = %e, "connection ended with an error");
                             }
                         }
-                        _ = stop.wait_for(|stop| *stop) => {
+                        () = stopped => {
                             conn.as_mut().graceful_shutdown();
                             let _ = conn.await;
                         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use allowance_mint::cli::{Cli, Command, ConfigCommand, KeysetCommand, LogFormat};
 use allowance_mint::config::{Config, EXAMPLE};
-use allowance_mint::http::serve::serve;
+use allowance_mint::http::serve::serve as serve_http;
 use allowance_mint::lightning::{Backend, FAKE_BACKEND_WARNING};
 use anyhow::Context;
 use clap::Parser;
@@ -88,7 +88,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             tracing::info!(%admin_addr, "admin API and web page serving");
             println!("admin listening on http://{admin_addr}");
             let mut rx = stop_rx.clone();
-            Some(tokio::spawn(serve(
+            Some(tokio::spawn(serve_http(
                 admin_listener,
                 router,
                 header_timeout,
@@ -106,7 +106,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
 
-    serve(listener, app.router, header_timeout, async move {
+    serve_http(listener, app.router, header_timeout, async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     })

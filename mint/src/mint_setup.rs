@@ -81,7 +81,7 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
         lightning::build(&config.lightning, &config.data_dir, storage.kv.clone()).await?;
 
     let registry = Registry::new(storage.kv.clone());
-    let (builder, info) = builder(config, &storage, &processor, &registry).await?;
+    let (builder, info) = mint_builder(config, &storage, &processor, &registry).await?;
     let mut mint = builder
         .build_with_seed(storage.keys.clone(), seed.as_bytes())
         .await?;
@@ -91,7 +91,7 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
         // database both create one): build again from what the database now says, so that
         // every process signs with the same active keyset.
         tracing::warn!("another mint process changed the keysets while this one started; reloading them");
-        let (builder, _) = builder(config, &storage, &processor, &registry).await?;
+        let (builder, _) = mint_builder(config, &storage, &processor, &registry).await?;
         mint = builder
             .build_with_seed(storage.keys.clone(), seed.as_bytes())
             .await?;
@@ -121,7 +121,7 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
 }
 
 /// The mint builder for `config`, and the `MintInfo` to write after the build.
-async fn builder(
+async fn mint_builder(
     config: &Config,
     storage: &storage::Storage,
     processor: &DynMintPayment,

@@ -85,12 +85,38 @@ async fn open_postgres(config: &Config) -> Result<Storage, StorageError> {
     pg_config.validate().map_err(|e| err(e.to_string()))?;
     let db = open_migrated(pg_config).await.map_err(|e| err(e.to_string()))?;
     let db = Arc::new(db);
+    warm_pool(&(db.clone() as DynKVStore), pg.max_connections).await;
     Ok(Storage {
         db: db.clone(),
         keys: db.clone(),
         kv: db,
         description: format!("postgres (url from {})", pg.url),
     })
+}
+
+/// Opens every connection of the pool now, one after the other, before the mint serves.
+///
+/// cdk-postgres connects lazily, on a connection's first use, and a request waiting for a fresh
+/// connection can miss its ready signal and fail after the 10 s connect timeout ("Internal
+/// Timeout"), which a burst of requests at a new process did (two replicas, 200 concurrent
+/// swaps). Connections opened here are reused for the life of the process.
+#[cfg(feature = "postgres")]
+async fn warm_pool(kv: &DynKVStore, connections: usize) {
+    let mut open = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        match kv.begin_transaction().await {
+            Ok(tx) => open.push(tx),
+            Err(e) => {
+                tracing::warn!(error = %e, opened = open.len(), "cannot open every database connection up front");
+                break;
+            }
+        }
+    }
+    for tx in open {
+        if let Err(e) = tx.rollback().await {
+            tracing::warn!(error = %e, "rolling back an empty transaction failed");
+        }
+    }
 }
 
 /// How often opening is tried when another mint process is creating the same tables.

@@ -94,10 +94,18 @@ impl Replicas {
     }
 }
 
+/// `/v1/keysets` and `/v1/keys`, each list sorted by keyset id (cdk lists them in the order of
+/// its in-memory map, which differs between processes).
 async fn keysets_and_keys(mint: &MintProcess) -> (Value, Value) {
+    let sorted = |mut v: Value| {
+        if let Some(list) = v["keysets"].as_array_mut() {
+            list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        }
+        v
+    };
     (
-        get_json(&mint.url, "/v1/keysets").await,
-        get_json(&mint.url, "/v1/keys").await,
+        sorted(get_json(&mint.url, "/v1/keysets").await),
+        sorted(get_json(&mint.url, "/v1/keys").await),
     )
 }
 
@@ -131,9 +139,12 @@ async fn two_replicas_starting_at_once_on_an_empty_database_both_run_with_one_ke
 }
 
 /// 200 swaps of the same proofs into different outputs, half at each process, all at once:
-/// exactly one is signed; every other gets 11001 (spent) or 11002 (pending).
+/// exactly one is signed; every other gets 11001 (spent) or 11002 (pending). Before the fix some
+/// got 50000 "Internal error": cdk-postgres opens connections lazily, and a request that waited
+/// for a fresh one under the burst failed after 10 s ("Internal Timeout"); the mint now opens
+/// its whole pool at start-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_concurrent_spends_of_the_same_proofs_across_replicas_let_one_through() {
+async fn two_hundred_concurrent_spends_across_replicas_let_one_through_and_none_time_out() {
     let Some(r) = Replicas::start("double_spend") else {
         return;
     };
@@ -169,6 +180,16 @@ async fn two_hundred_concurrent_spends_of_the_same_proofs_across_replicas_let_on
     assert_eq!(signed.len(), 1, "exactly one spend goes through");
     assert!(!signed[0].body["signatures"].as_array().unwrap().is_empty());
     let (mut spent, mut pending) = (0, 0);
+    if answers.iter().any(|a| a.status >= 500 || a.body["code"] == 50000) {
+        for (name, mint) in [("a", &r.a), ("b", &r.b)] {
+            let log = mint.log();
+            let errors: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("hidden from client"))
+                .collect();
+            eprintln!("mint {name} errors:\n{}", errors.join("\n"));
+        }
+    }
     for a in answers.iter().filter(|a| a.status != 200) {
         let code = a.body["code"].as_u64().unwrap_or_default();
         if code == TOKEN_PENDING {
@@ -253,7 +274,7 @@ async fn concurrent_draws_across_replicas_keep_every_bound_and_the_books() {
         let code = d.body["code"].as_u64();
         match (d.status, d.amount) {
             (200, a) if a <= 100 => {
-                assert_eq!(d.body["state"], "PAID", "{}", d.body);
+                assert_eq!(d.body["amount_paid"], a, "a draw is paid at once: {}", d.body);
                 accepted[d.allowance] += a;
             }
             (400, 150) => assert_eq!(code, Some(40304), "per draw: {}", d.body),
@@ -360,13 +381,25 @@ async fn a_rotation_by_one_process_is_seen_by_both_replicas() {
     assert_eq!(keysets_and_keys(&r.b).await, (sets_a.clone(), keys_a));
     assert_eq!(sets_a["keysets"].as_array().unwrap().len(), 2, "{sets_a}");
 
-    // Proofs of the old keyset, sent from a wallet of one replica, are received (swapped into
-    // the new keyset) at the other.
-    let token = crate::lifecycle::send(&w, 100).await;
+    // Proofs of the old keyset, held by a wallet of one replica, swap into the new keyset at
+    // the other.
+    let held = w.get_unspent_proofs().await.unwrap();
+    assert!(held.iter().all(|p| old.contains(&p.keyset_id.to_string())));
     let wb: Wallet = wallet(&r.b.url, &r.dir.path().join("wb")).await;
-    assert_eq!(crate::lifecycle::receive(&wb, &token).await, 100);
-    let held = wb.get_unspent_proofs().await.unwrap();
-    assert!(held.iter().all(|p| p.keyset_id.to_string() == new), "{held:?}");
+    let new_id: cdk::nuts::Id = new.parse().unwrap();
+    let fees = wb.get_keyset_fees_and_amounts_by_id(new_id).await.unwrap();
+    let outputs = PreMintSecrets::random(new_id, Amount::from(100), &SplitTarget::default(), &fees)
+        .unwrap()
+        .blinded_messages();
+    let a = send(
+        http()
+            .post(format!("{}/v1/swap", r.b.url))
+            .json(&json!(SwapRequest::new(held, outputs))),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.raw);
+    let signed = a.body["signatures"].as_array().unwrap();
+    assert!(signed.iter().all(|s| s["id"] == new.as_str()), "{}", a.raw);
 
     // A restarted replica serves the same keysets.
     let Replicas {
