@@ -170,9 +170,10 @@ async fn draw(w: &Wallet, mint_url: &str, agent: &Agent, amount: u64) -> Result<
 
 /// After a restart: each wallet finishes its interrupted sagas and mints its paid quotes, then
 /// the invariants of the module docs are checked. Returns what the wallets hold.
-async fn recover_and_check(round: usize, wallets: &[Wallet], mint: &MintProcess) -> u64 {
+async fn recover_and_check(round: usize, wallets: &[Wallet], mint: &MintProcess) -> (u64, usize) {
     let mut counted = HashSet::new();
     let mut held = 0;
+    let mut interrupted = 0;
     for (i, w) in wallets.iter().enumerate() {
         let report = w.recover_incomplete_sagas().await.unwrap();
         assert_eq!(
@@ -180,6 +181,7 @@ async fn recover_and_check(round: usize, wallets: &[Wallet], mint: &MintProcess)
             (0, 0),
             "round {round}, wallet {i}: {report:?}"
         );
+        interrupted += report.recovered + report.compensated;
         w.mint_unissued_quotes()
             .await
             .unwrap_or_else(|e| panic!("round {round}, wallet {i}: unissued quotes: {e}"));
@@ -196,7 +198,7 @@ async fn recover_and_check(round: usize, wallets: &[Wallet], mint: &MintProcess)
         Some(held),
         "round {round}: the wallets hold {held} sat, the mint says otherwise: {books}"
     );
-    held
+    (held, interrupted)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -247,10 +249,11 @@ async fn kill_nine_under_mixed_load_again_and_again_loses_and_creates_nothing() 
         for (i, seed) in seeds.iter().enumerate() {
             wallets[i] = wallet_with_seed(&mint.url, &wallet_dir(i), *seed).await;
         }
-        let held = recover_and_check(round, &wallets, &mint).await;
+        let (held, interrupted) = recover_and_check(round, &wallets, &mint).await;
         println!(
-            "round {round}: killed after {done_at_kill} operations; the wallets hold {held} sat, \
-             all of it outstanding at the mint"
+            "round {round}: killed after {done_at_kill} operations, {interrupted} wallet \
+             operations interrupted and recovered; the wallets hold {held} sat, all of it \
+             outstanding at the mint"
         );
     }
 

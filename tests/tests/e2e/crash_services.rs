@@ -5,6 +5,8 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cdk::nuts::nut00::ProofsMethods;
@@ -74,9 +76,16 @@ async fn killing_the_merchant_mid_redemption_neither_serves_free_nor_loses_a_tok
     let mint = MintProcess::start(dir.path(), "");
     let human = wallet(&mint.url, &dir.path().join("human")).await;
     let merchant_rounds = rounds().div_ceil(2).max(2);
-    fund(&human, PRICE * (TOKENS * merchant_rounds) as u64).await;
+    fund(&human, PRICE * (TOKENS * merchant_rounds + 1) as u64).await;
     let shop_dir = dir.path().join("shop");
-    let mut redeemed_total = 0;
+    // How long one paid request takes, to aim the kills inside the redemptions.
+    let shop = paid_api(&mint, &shop_dir);
+    let started = Instant::now();
+    let (status, body) = pay(&shop.url, &exact_token(&human, PRICE).await).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let span = started.elapsed().as_millis().max(10) as u64;
+    shop.kill();
+    let mut redeemed_total = PRICE;
     for round in 0..merchant_rounds {
         let mut tokens = Vec::new();
         for _ in 0..TOKENS {
@@ -84,15 +93,25 @@ async fn killing_the_merchant_mid_redemption_neither_serves_free_nor_loses_a_tok
         }
         let shop = paid_api(&mint, &shop_dir);
         let url = shop.url.clone();
+        let answered = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = tokens
             .iter()
             .map(|t| {
-                let (url, t) = (url.clone(), t.clone());
-                tokio::spawn(async move { pay(&url, &t).await })
+                let (url, t, answered) = (url.clone(), t.clone(), answered.clone());
+                tokio::spawn(async move {
+                    let answer = pay(&url, &t).await;
+                    answered.fetch_add(1, SeqCst);
+                    answer
+                })
             })
             .collect();
-        // A random point while the redemptions run.
-        tokio::time::sleep(Duration::from_millis(5 + rand::random::<u64>() % 120)).await;
+        // A random point while the redemptions run: after the first answer, within the time
+        // one redemption takes.
+        eventually("the first paid request to be answered", || async {
+            (answered.load(SeqCst) > 0).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % span)).await;
         shop.kill();
         let first: Vec<Option<(u16, serde_json::Value)>> = futures::future::join_all(tasks)
             .await
@@ -204,6 +223,10 @@ async fn killing_the_agent_mid_payment_completes_or_returns_the_payment() {
             "round {round} ({status}): balance {balance} + spent {spent}; ledger {ledger:?}"
         );
     }
+    // A last payment that completes, then the merchant stops without any recovery: what a
+    // killed agent left half-redeemed must already be the merchant's (a hung-up client no
+    // longer cancels the redemption).
+    agent.ok(&["fetch", &weather]);
     shop.kill();
     let ledger = agent.ledger();
     assert_eq!(
