@@ -37,6 +37,11 @@ const SAFE_UNKNOWN_DETAILS: &[&str] = &[
 /// "this is not a payment request": the client's mistake, so they get our malformed code.
 const CDK_MALFORMED_DETAILS: &[&str] = &["Invalid payment method", "Invalid payment request"];
 
+/// cdk 0.18.3 sends an overflow of the amounts a client sent (inputs whose sum passes
+/// `u64::MAX`) under its catch-all code; NUT-03 calls amounts that do not add up 11005.
+const CDK_OVERFLOW_DETAILS: &[&str] = &["Amount Overflow"];
+const TRANSACTION_UNBALANCED: u32 = 11005;
+
 /// cdk 0.18.3 has no code for a failed HTLC (NUT-14) spend and sends these under its catch-all;
 /// they are the client's witness failing, Cashu's 20008 "witness missing or invalid".
 const CDK_WITNESS_DETAILS: &[&str] = &[
@@ -239,6 +244,12 @@ fn remap_cdk(route: Option<OutputsRoute>, cashu: ErrorBody, request_body: &[u8])
     if cashu.code == CDK_UNKNOWN && CDK_MALFORMED_DETAILS.contains(&cashu.detail.as_str()) {
         return ErrorBody::new(codes::MALFORMED_REQUEST, cashu.detail);
     }
+    if cashu.code == CDK_UNKNOWN && CDK_OVERFLOW_DETAILS.contains(&cashu.detail.as_str()) {
+        return ErrorBody::new(
+            TRANSACTION_UNBALANCED,
+            "Amounts overflow: the request's amounts do not add up",
+        );
+    }
     if cashu.code == CDK_UNKNOWN && CDK_WITNESS_DETAILS.contains(&cashu.detail.as_str()) {
         return ErrorBody::new(WITNESS_MISSING_OR_INVALID, cashu.detail);
     }
@@ -396,6 +407,12 @@ mod tests {
         }
         let unknown = ErrorBody::new(CDK_UNKNOWN, "Unknown quote");
         assert_eq!(remap_cdk(None, unknown.clone(), b""), unknown);
+    }
+
+    #[test]
+    fn amounts_that_overflow_are_11005_not_internal() {
+        let out = remap_cdk(None, ErrorBody::new(CDK_UNKNOWN, "Amount Overflow"), b"");
+        assert_eq!(out.code, TRANSACTION_UNBALANCED);
     }
 
     #[test]

@@ -173,7 +173,7 @@ async fn oversized_headers_and_slow_clients_are_cut_off_and_the_mint_stays_up() 
     let admin = host(&f.mint.admin_url);
     let (status, _) = raw(&admin, &huge_header("/admin/v1/allowances", "Authorization", 512 * 1024));
     assert_eq!(status, 431);
-    slow_clients(&admin, None, &format!("{}/admin/login", f.mint.admin_url)).await;
+    slow_clients(&admin, None, &format!("{}/app.css", f.mint.admin_url)).await;
     f.assert_alive().await;
 }
 
@@ -290,7 +290,7 @@ async fn hostile_requests_to_the_admin_api_get_clear_4xx() {
     let mint = MintProcess::start(dir.path(), &mint_config(""));
     let url = |p: &str| format!("{}{p}", mint.admin_url);
     let long = format!("Bearer {}", "x".repeat(16 * 1024));
-    for auth in [None, Some("Bearer wrong"), Some(long.as_str()), Some("Bearer \u{7f}")] {
+    for auth in [None, Some("Bearer wrong"), Some(long.as_str()), Some("Token x")] {
         let mut req = http().get(url("/admin/v1/allowances"));
         if let Some(a) = auth {
             req = req.header("authorization", a);
