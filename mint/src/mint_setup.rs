@@ -90,7 +90,9 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
         // look at the keysets and our build (two replicas starting at once on an empty
         // database both create one): build again from what the database now says, so that
         // every process signs with the same active keyset.
-        tracing::warn!("another mint process changed the keysets while this one started; reloading them");
+        tracing::warn!(
+            "another mint process changed the keysets while this one started; reloading them"
+        );
         let (builder, _) = mint_builder(config, &storage, &processor, &registry).await?;
         mint = builder
             .build_with_seed(storage.keys.clone(), seed.as_bytes())
@@ -203,7 +205,9 @@ async fn keysets_agree_with_database(
         .filter(|k| k.active && k.unit != CurrencyUnit::Auth)
         .map(|k| (k.unit, k.id))
         .collect();
-    Ok(in_memory.iter().all(|(unit, id)| in_database.get(unit) == Some(id)))
+    Ok(in_memory
+        .iter()
+        .all(|(unit, id)| in_database.get(unit) == Some(id)))
 }
 
 /// The builder's info with the operator's texts, and the fake-backend label when it applies.

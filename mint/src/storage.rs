@@ -83,7 +83,9 @@ async fn open_postgres(config: &Config) -> Result<Storage, StorageError> {
         None,
     );
     pg_config.validate().map_err(|e| err(e.to_string()))?;
-    let db = open_migrated(pg_config).await.map_err(|e| err(e.to_string()))?;
+    let db = open_migrated(pg_config)
+        .await
+        .map_err(|e| err(e.to_string()))?;
     let db = Arc::new(db);
     warm_pool(&(db.clone() as DynKVStore), pg.max_connections).await;
     Ok(Storage {

@@ -71,7 +71,10 @@ async fn limits_as_json(response: Response) -> Response {
     match response.status() {
         StatusCode::PAYLOAD_TOO_LARGE => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            axum::Json(ErrorBody::new(codes::BODY_TOO_LARGE, "Request body too large")),
+            axum::Json(ErrorBody::new(
+                codes::BODY_TOO_LARGE,
+                "Request body too large",
+            )),
         )
             .into_response(),
         StatusCode::REQUEST_TIMEOUT => (

@@ -420,12 +420,21 @@ mod tests {
         let melt = QuoteRoute::of(&Method::POST, "/v1/melt/quote/bolt11");
         assert_eq!(melt, Some(QuoteRoute::MeltBolt11));
         let explain = |route: QuoteRoute, body: &str| route.explain(body.as_bytes());
-        let said = explain(QuoteRoute::MeltBolt11, r#"{"request":"lnbc1garbage","unit":"sat"}"#);
+        let said = explain(
+            QuoteRoute::MeltBolt11,
+            r#"{"request":"lnbc1garbage","unit":"sat"}"#,
+        );
         assert!(said.is_some_and(|d| d.contains("not a valid BOLT11 invoice")));
-        let said = explain(QuoteRoute::MintBolt11, r#"{"amount":18446744073709551616,"unit":"sat"}"#);
+        let said = explain(
+            QuoteRoute::MintBolt11,
+            r#"{"amount":18446744073709551616,"unit":"sat"}"#,
+        );
         assert!(said.is_some_and(|d| d.contains("below 2^64")));
         // A body whose fields are fine is left to cdk's own detail.
-        assert_eq!(explain(QuoteRoute::MintBolt11, r#"{"amount":5,"unit":"sat"}"#), None);
+        assert_eq!(
+            explain(QuoteRoute::MintBolt11, r#"{"amount":5,"unit":"sat"}"#),
+            None
+        );
         assert_eq!(QuoteRoute::of(&Method::GET, "/v1/melt/quote/bolt11"), None);
     }
 

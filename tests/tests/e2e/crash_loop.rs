@@ -56,7 +56,13 @@ struct Agent {
 type Flags = (Arc<AtomicUsize>, Arc<AtomicBool>, Arc<AtomicBool>);
 
 /// One wallet's share of the load: mints, swaps, melts and draws in turn.
-async fn load(me: usize, w: Wallet, mint_url: String, agent: Agent, flags: Flags) -> Result<(), String> {
+async fn load(
+    me: usize,
+    w: Wallet,
+    mint_url: String,
+    agent: Agent,
+    flags: Flags,
+) -> Result<(), String> {
     let (done, killed, stop) = flags;
     for step in me.. {
         if stop.load(SeqCst) {
@@ -82,7 +88,12 @@ async fn load(me: usize, w: Wallet, mint_url: String, agent: Agent, flags: Flags
 async fn mint_bolt11(w: &Wallet, amount: u64) -> Result<(), String> {
     let e = |e: cdk::Error| e.to_string();
     let quote = w
-        .mint_quote(PaymentMethod::BOLT11, Some(Amount::from(amount)), None, None)
+        .mint_quote(
+            PaymentMethod::BOLT11,
+            Some(Amount::from(amount)),
+            None,
+            None,
+        )
         .await
         .map_err(e)?;
     for _ in 0..500 {
@@ -186,7 +197,10 @@ async fn recover_and_check(round: usize, wallets: &[Wallet], mint: &MintProcess)
             .await
             .unwrap_or_else(|e| panic!("round {round}, wallet {i}: unissued quotes: {e}"));
         for y in assert_consistent(i, w).await {
-            assert!(counted.insert(y), "round {round}: proof {y} counted by two wallets");
+            assert!(
+                counted.insert(y),
+                "round {round}: proof {y} counted by two wallets"
+            );
         }
         held += balance(w).await;
     }

@@ -81,7 +81,9 @@ async fn killing_the_merchant_mid_redemption_neither_serves_free_nor_loses_a_tok
     // How long one paid request takes, to aim the kills inside the redemptions.
     let shop = paid_api(&mint, &shop_dir);
     let started = Instant::now();
-    let (status, body) = pay(&shop.url, &exact_token(&human, PRICE).await).await.unwrap();
+    let (status, body) = pay(&shop.url, &exact_token(&human, PRICE).await)
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     let span = started.elapsed().as_millis().max(10) as u64;
     shop.kill();
@@ -129,14 +131,24 @@ async fn killing_the_merchant_mid_redemption_neither_serves_free_nor_loses_a_tok
                     "round {round}, token {n}: {status} {body}"
                 );
             }
-            let (status, body) = pay(&shop.url, t).await.expect("the restarted merchant answers");
+            let (status, body) = pay(&shop.url, t)
+                .await
+                .expect("the restarted merchant answers");
             if served {
                 served_before += 1;
-                assert_eq!((status, body["code"].as_u64()), (400, Some(40207)), "{body}");
+                assert_eq!(
+                    (status, body["code"].as_u64()),
+                    (400, Some(40207)),
+                    "{body}"
+                );
             } else if status == 200 {
                 served_now += 1;
             } else {
-                assert_eq!((status, body["code"].as_u64()), (400, Some(40207)), "{body}");
+                assert_eq!(
+                    (status, body["code"].as_u64()),
+                    (400, Some(40207)),
+                    "{body}"
+                );
                 answer_lost += 1;
             }
             let (status, body) = pay(&shop.url, t).await.unwrap();

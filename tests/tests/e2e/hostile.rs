@@ -138,7 +138,11 @@ async fn slow_clients(addr: &str, body_path: Option<&str>, alive: &str) {
         .map(|_| tokio::spawn(dribble_async(addr.to_string(), headers.clone())))
         .collect();
     let a = send(http().get(alive)).await;
-    assert_eq!(a.status, 200, "a normal request while 20 clients dribble: {}", a.raw);
+    assert_eq!(
+        a.status, 200,
+        "a normal request while 20 clients dribble: {}",
+        a.raw
+    );
     for h in hanging {
         let (took, status, _) = h.await.unwrap();
         assert!(
@@ -153,7 +157,10 @@ async fn slow_clients(addr: &str, body_path: Option<&str>, alive: &str) {
              Content-Length: 100000\r\n\r\n{{"
         );
         let (took, status, body) = dribble_async(addr.to_string(), start).await;
-        assert!(took < Duration::from_secs(REQUEST_TIMEOUT_SECS + 5), "{took:?}");
+        assert!(
+            took < Duration::from_secs(REQUEST_TIMEOUT_SECS + 5),
+            "{took:?}"
+        );
         assert_eq!(status, 408, "{body}");
         let body: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["code"], 40800, "{body}");
@@ -171,7 +178,10 @@ async fn oversized_headers_and_slow_clients_are_cut_off_and_the_mint_stays_up() 
     slow_clients(&addr, Some("/v1/swap"), &f.url("/v1/info")).await;
     // The admin listener is served the same way.
     let admin = host(&f.mint.admin_url);
-    let (status, _) = raw(&admin, &huge_header("/admin/v1/allowances", "Authorization", 512 * 1024));
+    let (status, _) = raw(
+        &admin,
+        &huge_header("/admin/v1/allowances", "Authorization", 512 * 1024),
+    );
     assert_eq!(status, 431);
     slow_clients(&admin, None, &format!("{}/app.css", f.mint.admin_url)).await;
     f.assert_alive().await;
@@ -200,7 +210,11 @@ async fn hostile_requests_to_the_mint_get_clear_4xx_and_lose_nothing() {
     assert_error("a swap with 10,000 proofs", &a, 413, BODY_TOO_LARGE);
 
     // Unknown units.
-    let a = post(&f.url("/v1/mint/quote/bolt11"), json!({"amount": 10, "unit": "xyz"})).await;
+    let a = post(
+        &f.url("/v1/mint/quote/bolt11"),
+        json!({"amount": 10, "unit": "xyz"}),
+    )
+    .await;
     assert_error("mint quote in an unknown unit", &a, 400, UNIT_UNSUPPORTED);
     let a = post(
         &f.url("/v1/melt/quote/bolt11"),
@@ -230,7 +244,12 @@ async fn hostile_requests_to_the_mint_get_clear_4xx_and_lose_nothing() {
         p.amount = Amount::from(u64::MAX / 2 + 1);
     }
     let a = f.swap(big, f.outputs(64).await).await;
-    assert_error("inputs whose sum overflows", &a, 400, TRANSACTION_UNBALANCED);
+    assert_error(
+        "inputs whose sum overflows",
+        &a,
+        400,
+        TRANSACTION_UNBALANCED,
+    );
     let mut outputs = f.outputs(64).await;
     outputs[0].amount = Amount::from(u64::MAX);
     let a = f.swap(held.clone(), outputs).await;
@@ -268,7 +287,9 @@ async fn ten_thousand_proofs_within_the_body_limit_are_refused_by_count() {
         limits_config()
     ))
     .await;
-    let a = big.swap(forged(&held[0], 10_000), big.outputs(8).await).await;
+    let a = big
+        .swap(forged(&held[0], 10_000), big.outputs(8).await)
+        .await;
     assert_error("a swap with 10,000 proofs", &a, 400, MAX_INPUTS_EXCEEDED);
     big.assert_alive().await;
 }
@@ -290,13 +311,24 @@ async fn hostile_requests_to_the_admin_api_get_clear_4xx() {
     let mint = MintProcess::start(dir.path(), &mint_config(""));
     let url = |p: &str| format!("{}{p}", mint.admin_url);
     let long = format!("Bearer {}", "x".repeat(16 * 1024));
-    for auth in [None, Some("Bearer wrong"), Some(long.as_str()), Some("Token x")] {
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some(long.as_str()),
+        Some("Token x"),
+    ] {
         let mut req = http().get(url("/admin/v1/allowances"));
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
         let a = send(req).await;
-        assert_eq!(a.status, 401, "{:?}: {}", auth.map(|a| &a[..a.len().min(20)]), a.raw);
+        assert_eq!(
+            a.status,
+            401,
+            "{:?}: {}",
+            auth.map(|a| &a[..a.len().min(20)]),
+            a.raw
+        );
     }
     let token = mint.admin_token();
     let admin = |m: Method, p: &str| http().request(m, url(p)).bearer_auth(&token);
@@ -344,7 +376,11 @@ async fn hostile_requests_to_the_admin_api_get_clear_4xx() {
     )
     .await;
     assert_eq!(a.status, 400, "malformed BOLT11 withdraw: {}", a.raw);
-    let a = send(admin(Method::GET, "/admin/v1/allowances/al000000000000000000000000")).await;
+    let a = send(admin(
+        Method::GET,
+        "/admin/v1/allowances/al000000000000000000000000",
+    ))
+    .await;
     assert_error("an unknown allowance", &a, 404, NOT_FOUND);
 
     let (s, v) = mint.admin(Method::GET, "/admin/v1/allowances", None).await;
@@ -366,10 +402,16 @@ async fn gateway(mint: &MintProcess, dir: &Path) -> Gateway {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream_addr = upstream.local_addr().unwrap();
     let app = axum::Router::new()
-        .route("/data", get(|| async { "the upstream's data" }).post(|| async { "posted" }))
+        .route(
+            "/data",
+            get(|| async { "the upstream's data" }).post(|| async { "posted" }),
+        )
         .route("/locked", get(|| async { "locked data" }))
         .route("/health", get(|| async { "ok" }))
-        .route("/echo", post(|body: String| async move { body.len().to_string() }));
+        .route(
+            "/echo",
+            post(|body: String| async move { body.len().to_string() }),
+        );
     let handle = tokio::spawn(async move {
         let _ = axum::serve(upstream, app).await;
     });

@@ -180,7 +180,10 @@ async fn two_hundred_concurrent_spends_across_replicas_let_one_through_and_none_
     assert_eq!(signed.len(), 1, "exactly one spend goes through");
     assert!(!signed[0].body["signatures"].as_array().unwrap().is_empty());
     let (mut spent, mut pending) = (0, 0);
-    if answers.iter().any(|a| a.status >= 500 || a.body["code"] == 50000) {
+    if answers
+        .iter()
+        .any(|a| a.status >= 500 || a.body["code"] == 50000)
+    {
         for (name, mint) in [("a", &r.a), ("b", &r.b)] {
             let log = mint.log();
             let errors: Vec<&str> = log
@@ -274,7 +277,11 @@ async fn concurrent_draws_across_replicas_keep_every_bound_and_the_books() {
         let code = d.body["code"].as_u64();
         match (d.status, d.amount) {
             (200, a) if a <= 100 => {
-                assert_eq!(d.body["amount_paid"], a, "a draw is paid at once: {}", d.body);
+                assert_eq!(
+                    d.body["amount_paid"], a,
+                    "a draw is paid at once: {}",
+                    d.body
+                );
                 accepted[d.allowance] += a;
             }
             (400, 150) => assert_eq!(code, Some(40304), "per draw: {}", d.body),
@@ -287,12 +294,20 @@ async fn concurrent_draws_across_replicas_keep_every_bound_and_the_books() {
     assert!(accepted[1] <= 650, "balance passed: {}", accepted[1]);
     for mint in [&r.a, &r.b] {
         let (_, v) = mint
-            .admin(Method::GET, &format!("/admin/v1/allowances/{}", allowances[0].0), None)
+            .admin(
+                Method::GET,
+                &format!("/admin/v1/allowances/{}", allowances[0].0),
+                None,
+            )
             .await;
         assert_eq!(v["drawn_24h"], accepted[0], "{v}");
         assert_eq!(v["balance"], 5000 - accepted[0], "{v}");
         let (_, v) = mint
-            .admin(Method::GET, &format!("/admin/v1/allowances/{}", allowances[1].0), None)
+            .admin(
+                Method::GET,
+                &format!("/admin/v1/allowances/{}", allowances[1].0),
+                None,
+            )
             .await;
         assert_eq!(v["balance"], 650 - accepted[1], "{v}");
     }
@@ -403,7 +418,13 @@ async fn a_rotation_by_one_process_is_seen_by_both_replicas() {
 
     // A restarted replica serves the same keysets.
     let Replicas {
-        a, b, dir, server, schema, env, ..
+        a,
+        b,
+        dir,
+        server,
+        schema,
+        env,
+        ..
     } = r;
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let a = Arc::into_inner(a).unwrap().stop().start_with_env(&env);
