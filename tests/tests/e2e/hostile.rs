@@ -133,7 +133,7 @@ async fn dribble_async(addr: String, start: String) -> (Duration, u16, String) {
 /// after the header timeout, one that dribbles its body gets 408 (when `body_path` is given),
 /// and while 20 of them hang on, `alive` still answers.
 async fn slow_clients(addr: &str, body_path: Option<&str>, alive: &str) {
-    let headers = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+    let headers = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ".to_string();
     let hanging: Vec<_> = (0..20)
         .map(|_| tokio::spawn(dribble_async(addr.to_string(), headers.clone())))
         .collect();

@@ -80,7 +80,7 @@ impl Replicas {
 
     /// Process `i % 2`: requests spread over both.
     fn pick(&self, i: usize) -> &Arc<MintProcess> {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             &self.a
         } else {
             &self.b
