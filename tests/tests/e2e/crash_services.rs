@@ -237,9 +237,16 @@ async fn killing_the_agent_mid_payment_neither_loses_it_nor_cancels_the_merchant
     }
     // The merchant stops without any recovery: what a killed agent left half-redeemed must
     // already be the merchant's. Before the fix it was not: the agent hanging up cancelled the
-    // merchant's redemption halfway, and the money stayed in doubt until a restart.
-    shop.kill();
+    // merchant's redemption halfway, and the money stayed in doubt until a restart. (Wait for
+    // the redemptions the ledger counts to be logged: the last one may still be finishing.)
     let ledger = agent.ledger();
+    let counted = ledger.iter().filter(|e| e["counted"] == true).count();
+    eventually("the merchant to finish every redemption the agent counts", || async {
+        let log = std::fs::read_to_string(&shop.log_file).unwrap_or_default();
+        (log.matches("redeemed a payment").count() >= counted).then_some(())
+    })
+    .await;
+    shop.kill();
     assert_eq!(
         merchant_balance(&shop_dir),
         received(&ledger),
