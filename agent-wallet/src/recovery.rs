@@ -125,12 +125,15 @@ impl AgentWallet {
         let reserved = db
             .get_proofs(None, None, Some(vec![State::Reserved]), None)
             .await?;
-        let operations: BTreeSet<uuid::Uuid> =
-            reserved.iter().filter_map(|p| p.used_by_operation).collect();
+        let operations: BTreeSet<uuid::Uuid> = reserved
+            .iter()
+            .filter_map(|p| p.used_by_operation)
+            .collect();
         let mut released = 0;
         for operation in operations {
             let id = operation.to_string();
-            if outbox.iter().any(|r| r.operation_id == id) || db.get_saga(&operation).await?.is_some()
+            if outbox.iter().any(|r| r.operation_id == id)
+                || db.get_saga(&operation).await?.is_some()
             {
                 continue;
             }

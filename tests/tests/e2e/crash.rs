@@ -255,7 +255,7 @@ async fn interrupted(wallets: &[Wallet]) -> (usize, usize) {
 /// Checks `w`'s database against the mint: every proof it counts is UNSPENT there, every
 /// proof it marked spent is SPENT there, and nothing is left reserved or pending. Returns the
 /// Ys it counts.
-pub(crate) async fn assert_consistent(who: usize, w: &Wallet) -> HashSet<PublicKey> {
+async fn assert_consistent(who: usize, w: &Wallet) -> HashSet<PublicKey> {
     let infos = w
         .localstore
         .get_proofs(Some(w.mint_url.clone()), Some(w.unit.clone()), None, None)

@@ -20,15 +20,14 @@ use std::time::Duration;
 
 use cdk::amount::SplitTarget;
 use cdk::nuts::nut00::ProofsMethods;
-use cdk::nuts::{CurrencyUnit, MintQuoteState, PaymentMethod, Proofs, SecretKey};
-use cdk::wallet::{MintQuote, Wallet};
+use cdk::nuts::{CurrencyUnit, MintQuoteState, PaymentMethod, Proofs, PublicKey, SecretKey, State};
+use cdk::wallet::{MintQuote, NUT13Options, Wallet};
 use cdk::Amount;
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::allowances::{draw_body, funded_metered};
-use crate::crash::assert_consistent;
-use crate::lifecycle::{balance, random_seed};
+use crate::lifecycle::{balance, mint_states, random_seed};
 use crate::replicas::assert_books_balance;
 use crate::support::*;
 
@@ -180,51 +179,112 @@ async fn draw(w: &Wallet, mint_url: &str, agent: &Agent, amount: u64) -> Result<
 }
 
 /// After a restart: each wallet finishes its interrupted sagas and mints its paid quotes, then
-/// the invariants of the module docs are checked. Returns what the wallets hold.
-async fn recover_and_check(
-    round: usize,
-    wallets: &[Wallet],
-    mint: &MintProcess,
-) -> (u64, usize, u64) {
+/// the invariants of the module docs are checked. Returns what the wallets hold, how many
+/// operations were interrupted, what only restore found, and what is still in flight.
+async fn recover_and_check(round: usize, wallets: &[Wallet], mint: &MintProcess) -> Recovered {
     let mut counted = HashSet::new();
-    let mut held = 0;
-    let mut interrupted = 0;
-    let mut restored = 0;
+    let mut out = Recovered::default();
     for (i, w) in wallets.iter().enumerate() {
         let report = w.recover_incomplete_sagas().await.unwrap();
-        assert_eq!(
-            (report.failed, report.skipped),
-            (0, 0),
-            "round {round}, wallet {i}: {report:?}"
-        );
-        interrupted += report.recovered + report.compensated;
+        assert_eq!(report.failed, 0, "round {round}, wallet {i}: {report:?}");
+        out.interrupted += report.recovered + report.compensated;
         w.mint_unissued_quotes()
             .await
             .unwrap_or_else(|e| panic!("round {round}, wallet {i}: unissued quotes: {e}"));
         // cdk's saga recovery does not always get back the change of a melt the kill
         // interrupted (seen: 1 sat); NUT-09 restore finds every output signed for this seed.
+        // Small batches: a restore moves the wallet's counter past the empty batches it scanned,
+        // and a gap wider than a later default restore scans would hide what comes after it.
         let before = balance(w).await;
-        w.restore()
+        w.restore_with_opts(NUT13Options::new(10, 3).unwrap())
             .await
             .unwrap_or_else(|e| panic!("round {round}, wallet {i}: restore: {e}"));
-        restored += balance(w).await - before;
-        for y in assert_consistent(i, w).await {
+        out.restored += balance(w).await - before;
+
+        // What recovery skipped must be a melt the mint still has in flight (the fake backend
+        // forgets an outgoing payment when the mint dies: `docs/security.md`, known limits):
+        // its inputs are PENDING at the mint, held by the wallet, and counted apart.
+        let mut in_flight = HashSet::new();
+        for saga in w.localstore.get_incomplete_sagas().await.unwrap() {
+            let inputs = w.localstore.get_reserved_proofs(&saga.id).await.unwrap();
+            let states = mint_states(w, inputs.iter().map(|p| p.y).collect()).await;
+            assert!(
+                !states.is_empty() && states.values().all(|s| *s == State::Pending),
+                "round {round}, wallet {i}: {:?} left unsettled, its inputs: {states:?}",
+                saga.state
+            );
+            for p in inputs {
+                out.in_flight += u64::from(p.proof.amount);
+                in_flight.insert(p.y);
+            }
+        }
+        for y in consistent(round, i, w, &in_flight).await {
             assert!(
                 counted.insert(y),
                 "round {round}: proof {y} counted by two wallets"
             );
         }
-        held += balance(w).await;
+        out.held += balance(w).await;
     }
     let (status, books) = mint.admin(Method::GET, "/admin/v1/books", None).await;
     assert_eq!(status, 200, "{books}");
     assert_books_balance(&books);
     assert_eq!(
         books["ecash_outstanding"].as_u64(),
-        Some(held),
-        "round {round}: the wallets hold {held} sat, the mint says otherwise: {books}"
+        Some(out.held + out.in_flight),
+        "round {round}: the wallets hold {} sat and {} are in flight, the mint says otherwise: \
+         {books}",
+        out.held,
+        out.in_flight
     );
-    (held, interrupted, restored)
+    out
+}
+
+#[derive(Debug, Default)]
+struct Recovered {
+    held: u64,
+    interrupted: usize,
+    restored: u64,
+    in_flight: u64,
+}
+
+/// Checks `w`'s proofs against the mint: every proof it counts is UNSPENT there, every proof
+/// it marked spent is SPENT, and nothing is left reserved or pending except `in_flight`.
+/// Returns the Ys it counts.
+async fn consistent(
+    round: usize,
+    who: usize,
+    w: &Wallet,
+    in_flight: &HashSet<PublicKey>,
+) -> HashSet<PublicKey> {
+    let infos = w
+        .localstore
+        .get_proofs(Some(w.mint_url.clone()), Some(w.unit.clone()), None, None)
+        .await
+        .unwrap();
+    let states = mint_states(w, infos.iter().map(|p| p.y).collect()).await;
+    let mut counted = HashSet::new();
+    for p in &infos {
+        let at_mint = states[&p.y];
+        let what = format!(
+            "round {round}, wallet {who}, proof {} of {} sat",
+            p.y, p.proof.amount
+        );
+        match p.state {
+            State::Unspent => {
+                assert_eq!(
+                    at_mint,
+                    State::Unspent,
+                    "{what}: counted, the mint disagrees"
+                );
+                counted.insert(p.y);
+            }
+            State::Spent => assert_eq!(at_mint, State::Spent, "{what}: the mint disagrees"),
+            _ if in_flight.contains(&p.y) => {}
+            other => panic!("{what}: left {other:?} after recovery (mint: {at_mint:?})"),
+        }
+    }
+    counted
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -243,6 +303,7 @@ async fn kill_nine_under_mixed_load_again_and_again_loses_and_creates_nothing() 
     }
 
     let rounds = rounds();
+    let mut in_flight = 0;
     for round in 0..rounds {
         let flags: Flags = Default::default();
         let workers: Vec<_> = wallets
@@ -275,19 +336,24 @@ async fn kill_nine_under_mixed_load_again_and_again_loses_and_creates_nothing() 
         for (i, seed) in seeds.iter().enumerate() {
             wallets[i] = wallet_with_seed(&mint.url, &wallet_dir(i), *seed).await;
         }
-        let (held, interrupted, restored) = recover_and_check(round, &wallets, &mint).await;
+        let r = recover_and_check(round, &wallets, &mint).await;
         println!(
-            "round {round}: killed after {done_at_kill} operations, {interrupted} wallet \
-             operations interrupted and recovered, {restored} sat found only by restore; the \
-             wallets hold {held} sat, all of it outstanding at the mint"
+            "round {round}: killed after {done_at_kill} operations, {} wallet operations \
+             interrupted and recovered, {} sat found only by restore, {} sat in melts the mint \
+             still has in flight; the wallets hold {} sat, all of it outstanding at the mint",
+            r.interrupted, r.restored, r.in_flight, r.held
         );
+        in_flight = r.in_flight;
     }
 
     // The mint's record (NUT-09) finds exactly what each wallet holds.
     for (i, seed) in seeds.iter().enumerate() {
         let fresh = wallet_with_seed(&mint.url, &dir.path().join(format!("r{i}")), *seed).await;
         let restored = fresh.restore().await.unwrap();
-        assert_eq!(restored.pending, Amount::ZERO, "wallet {i}: {restored:?}");
+        assert!(
+            restored.pending <= Amount::from(in_flight),
+            "wallet {i}: {restored:?}"
+        );
         let ys = |p: Proofs| p.ys().unwrap().into_iter().collect::<HashSet<_>>();
         assert_eq!(
             ys(fresh.get_unspent_proofs().await.unwrap()),

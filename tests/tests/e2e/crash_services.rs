@@ -241,10 +241,13 @@ async fn killing_the_agent_mid_payment_neither_loses_it_nor_cancels_the_merchant
     // the redemptions the ledger counts to be logged: the last one may still be finishing.)
     let ledger = agent.ledger();
     let counted = ledger.iter().filter(|e| e["counted"] == true).count();
-    eventually("the merchant to finish every redemption the agent counts", || async {
-        let log = std::fs::read_to_string(&shop.log_file).unwrap_or_default();
-        (log.matches("redeemed a payment").count() >= counted).then_some(())
-    })
+    eventually(
+        "the merchant to finish every redemption the agent counts",
+        || async {
+            let log = std::fs::read_to_string(&shop.log_file).unwrap_or_default();
+            (log.matches("redeemed a payment").count() >= counted).then_some(())
+        },
+    )
     .await;
     shop.kill();
     assert_eq!(
