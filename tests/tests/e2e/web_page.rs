@@ -175,7 +175,7 @@ async fn a_human_creates_pays_copies_and_revokes_in_a_real_browser() {
     let src = qr.attr("src").await.unwrap().unwrap();
     assert!(src.starts_with("/admin/v1/qr.svg?data="), "{src}");
     // The image loads after its src is set: poll (a loaded machine made a single look flaky).
-    let started = std::time::Instant::now();
+    let loading = std::time::Instant::now();
     loop {
         let loaded: bool = c
             .execute(
@@ -190,7 +190,7 @@ async fn a_human_creates_pays_copies_and_revokes_in_a_real_browser() {
             break;
         }
         assert!(
-            started.elapsed() < DEADLINE,
+            loading.elapsed() < DEADLINE,
             "the QR image is served by the mint"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
