@@ -201,16 +201,7 @@ impl Paywall {
             return Err(PaywallError::PaymentRequired);
         };
         let checked = verify::check(&self.merchant, offer, header).await?;
-        // The redemption runs on a task of its own: a client that hangs up drops this future,
-        // and dropping the redemption halfway (the swap done at the mint, its outputs not yet
-        // stored) would leave the merchant's money in doubt until the next start-up.
-        let merchant = self.merchant.clone();
-        let timeout = self.options.redeem_timeout;
-        tokio::spawn(async move { redeem::redeem(&merchant, checked, timeout).await })
-            .await
-            .map_err(|e| PaywallError::Internal {
-                detail: format!("the redemption task failed: {e}"),
-            })?
+        redeem::redeem(&self.merchant, checked, self.options.redeem_timeout).await
     }
 
     /// The answer to a refused request: the error, a fresh challenge, `Retry-After` on a 503.
