@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use cdk::cdk_database::WalletDatabase;
 use cdk::mint_url::MintUrl;
+use cdk::nuts::State;
 use cdk::wallet::types::{SendSagaState, WalletSagaState};
 
 use crate::error::WalletError;
@@ -25,6 +26,9 @@ pub struct RecoveryReport {
     pub resolved: Vec<LedgerEntry>,
     /// Payments still in the outbox (their mint could not be asked).
     pub still_pending: usize,
+    /// Operations whose reserved proofs were given back: a crash left them reserved with no
+    /// saga and no payment to account for them.
+    pub released_reservations: usize,
 }
 
 impl AgentWallet {
@@ -53,6 +57,7 @@ impl AgentWallet {
             .into_iter()
             .filter(|s| !matches!(s.state, WalletSagaState::Send(SendSagaState::TokenCreated)))
             .collect();
+        report.released_reservations = self.release_orphaned_reservations(&outbox).await?;
         let draws = self.has_pending_draws()?;
         let melts = self.store.melt_outbox()?;
         if outbox.is_empty() && sagas.is_empty() && melts.is_empty() && !draws {
@@ -116,5 +121,38 @@ impl AgentWallet {
         report.resolved.extend(resolved);
         report.still_pending += still_pending;
         Ok(report)
+    }
+}
+
+impl AgentWallet {
+    /// Gives back proofs reserved by an operation that neither cdk (no saga) nor the outbox
+    /// knows. cdk's `prepare_send` reserves the proofs first and records its saga after: a
+    /// process killed in between leaves them reserved for good, out of the balance. Recovery
+    /// holds the operation lock exclusively, so no such reservation can belong to live work.
+    async fn release_orphaned_reservations(
+        &self,
+        outbox: &[crate::outbox::OutboxRow],
+    ) -> Result<usize, WalletError> {
+        let db = self.wallet_db();
+        let reserved = db
+            .get_proofs(None, None, Some(vec![State::Reserved]), None)
+            .await?;
+        let operations: BTreeSet<uuid::Uuid> = reserved
+            .iter()
+            .filter_map(|p| p.used_by_operation)
+            .collect();
+        let mut released = 0;
+        for operation in operations {
+            let id = operation.to_string();
+            if outbox.iter().any(|r| r.operation_id == id)
+                || db.get_saga(&operation).await?.is_some()
+            {
+                continue;
+            }
+            db.release_proofs(&operation).await?;
+            tracing::warn!(%operation, "gave back proofs a crash left reserved without a saga");
+            released += 1;
+        }
+        Ok(released)
     }
 }

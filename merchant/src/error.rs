@@ -160,7 +160,10 @@ pub fn refusal_response_with(
         other => tracing::debug!(code = other.code(), error = %other, "credential refused"),
     }
     let offers = error.offers_challenge();
-    let mut response = match (&challenges.x402_v1, offers) {
+    // x402 v1 reads its offers from the body of a 402 only; other refusals keep the plain
+    // `{"detail", "code"}` body (their fresh challenges are in the headers).
+    let x402_body = offers && status == StatusCode::PAYMENT_REQUIRED;
+    let mut response = match (&challenges.x402_v1, x402_body) {
         (Some(fields), true) => {
             let mut body = serde_json::Map::new();
             body.insert("detail".into(), error.public_detail().into());

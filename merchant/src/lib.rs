@@ -26,6 +26,7 @@ pub mod merchant;
 pub mod paywall;
 mod redeem;
 pub mod seed;
+pub mod serve;
 pub mod settle;
 pub mod store;
 pub mod verify;

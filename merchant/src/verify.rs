@@ -216,6 +216,7 @@ async fn check_lock(
                 secret.kind()
             )));
         }
+        lock_lasts(&proof.secret, cdk::util::unix_time())?;
     }
     wallet
         .verify_token_p2pk(token, SpendingConditions::new_p2pk(pubkey, None))
@@ -223,9 +224,51 @@ async fn check_lock(
         .map_err(|e| PaywallError::LockInvalid(e.to_string()))
 }
 
+/// How long a lock must still hold when a token arrives. Once a P2PK lock's locktime passes,
+/// its refund keys (or, without any, everyone) can spend the proofs: a lock that ends before the
+/// merchant has surely redeemed the token protects nothing.
+pub const MIN_LOCK_REMAINING_SECS: u64 = 3600;
+
+/// Refuses a lock whose locktime is less than [`MIN_LOCK_REMAINING_SECS`] after `now`.
+fn lock_lasts(secret: &cdk::secret::Secret, now: u64) -> Result<(), PaywallError> {
+    let conditions = match SpendingConditions::try_from(secret) {
+        Ok(SpendingConditions::P2PKConditions { conditions, .. }) => conditions,
+        _ => return Ok(()),
+    };
+    match conditions.and_then(|c| c.locktime) {
+        Some(locktime) if locktime < now.saturating_add(MIN_LOCK_REMAINING_SECS) => {
+            Err(PaywallError::LockInvalid(format!(
+                "the lock expires too soon (locktime {locktime}); it must hold for at least \
+                 {MIN_LOCK_REMAINING_SECS} s"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locks_that_expire_within_the_hour_are_refused() {
+        use cdk::nuts::{Conditions, SecretKey};
+        let now = cdk::util::unix_time();
+        let key = SecretKey::generate().public_key();
+        let secret = |locktime: Option<u64>| {
+            let conditions = Conditions {
+                locktime,
+                ..Default::default()
+            };
+            cdk::secret::Secret::try_from(SpendingConditions::new_p2pk(key, Some(conditions)))
+                .unwrap()
+        };
+        assert!(lock_lasts(&secret(Some(now + 30)), now).is_err());
+        // Already past by the time the token arrives.
+        assert!(lock_lasts(&secret(Some(now + 30)), now + 60).is_err());
+        assert!(lock_lasts(&secret(Some(now + 2 * MIN_LOCK_REMAINING_SECS)), now).is_ok());
+        assert!(lock_lasts(&secret(None), now).is_ok());
+    }
 
     #[test]
     fn token_key_ignores_order() {

@@ -106,6 +106,9 @@ pub struct HttpConfig {
     /// Longest a request may take before it is answered with 408. Melts wait for the Lightning
     /// payment, so keep this above the slowest payment you expect.
     pub request_timeout_secs: u64,
+    /// Longest a client may take to send its request headers before its connection is closed
+    /// (a client dribbling its headers would otherwise hold the connection for ever).
+    pub header_read_timeout_secs: u64,
 }
 
 /// Which database holds the mint's state.
@@ -137,6 +140,11 @@ pub struct PostgresConfig {
     pub tls_mode: String,
     #[serde(default = "default_pg_connections")]
     pub max_connections: usize,
+    /// How often this process reloads keysets from the database, so that a keyset rotated by
+    /// another mint process on the same database is used here too without a restart
+    /// (cdk's periodic keyset refresh). 0 turns it off.
+    #[serde(default = "default_keyset_refresh_secs")]
+    pub keyset_refresh_secs: u64,
 }
 
 fn default_tls_mode() -> String {
@@ -145,6 +153,10 @@ fn default_tls_mode() -> String {
 
 fn default_pg_connections() -> usize {
     20
+}
+
+fn default_keyset_refresh_secs() -> u64 {
+    5
 }
 
 /// Configuration errors, each saying which key is wrong and why.
@@ -223,6 +235,7 @@ impl Default for HttpConfig {
         Self {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 120,
+            header_read_timeout_secs: 10,
         }
     }
 }
@@ -238,6 +251,17 @@ impl Default for DatabaseConfig {
 }
 
 impl Config {
+    /// How often to reload keysets from a database other mint processes may share (PostgreSQL
+    /// only: a SQLite file belongs to one process).
+    pub fn keyset_refresh_interval(&self) -> Option<std::time::Duration> {
+        match (&self.database.engine, &self.database.postgres) {
+            (DatabaseEngine::Postgres, Some(pg)) if pg.keyset_refresh_secs > 0 => {
+                Some(std::time::Duration::from_secs(pg.keyset_refresh_secs))
+            }
+            _ => None,
+        }
+    }
+
     /// Parses TOML text (`origin` names it in errors). Missing keys take their defaults.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -323,6 +347,12 @@ impl Config {
         if self.http.request_timeout_secs == 0 {
             return Err(ConfigError::invalid(
                 "http.request_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.http.header_read_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "http.header_read_timeout_secs",
                 "must be at least 1",
             ));
         }

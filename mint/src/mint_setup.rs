@@ -100,6 +100,58 @@ pub async fn assemble_with(
     };
 
     let registry = Registry::new(storage.kv.clone());
+    let label = label.as_ref().map(|(l, w)| (*l, w.clone()));
+    let (builder, info) =
+        mint_builder(config, &storage, &processor, &registry, label.clone()).await?;
+    let mut mint = builder
+        .build_with_seed(storage.keys.clone(), seed.as_bytes())
+        .await?;
+    if !keysets_agree_with_database(&mint, &storage).await? {
+        // Another mint process on this database created or rotated a keyset between our
+        // look at the keysets and our build (two replicas starting at once on an empty
+        // database both create one): build again from what the database now says, so that
+        // every process signs with the same active keyset.
+        tracing::warn!(
+            "another mint process changed the keysets while this one started; reloading them"
+        );
+        let (builder, _) =
+            mint_builder(config, &storage, &processor, &registry, label.clone()).await?;
+        mint = builder
+            .build_with_seed(storage.keys.clone(), seed.as_bytes())
+            .await?;
+    }
+    let mut info = info;
+
+    // cdk keeps the MintInfo of the first run in its database and ignores the builder's later;
+    // write ours back so a changed name, limit or notice takes effect on restart.
+    if info.pubkey.is_none() {
+        info.pubkey = mint.mint_info().await?.pubkey;
+    }
+    mint.set_mint_info(info).await?;
+    mint.set_quote_ttl(QuoteTTL::new(
+        config.limits.mint_quote_ttl_secs,
+        config.limits.melt_quote_ttl_secs,
+    ))
+    .await?;
+
+    Ok(Assembled {
+        mint: Arc::new(mint),
+        lightning: processor,
+        registry,
+        backend,
+        storage: storage.description,
+        lock,
+    })
+}
+
+/// The mint builder for `config`, and the `MintInfo` to write after the build.
+async fn mint_builder(
+    config: &Config,
+    storage: &storage::Storage,
+    processor: &DynMintPayment,
+    registry: &Registry,
+    label: Option<(&str, String)>,
+) -> Result<(MintBuilder, MintInfo), SetupError> {
     let mut builder = MintBuilder::new(storage.db.clone())
         .with_urls(vec![config.public_url()])
         .with_limits(config.limits.max_inputs, config.limits.max_outputs)
@@ -108,6 +160,7 @@ pub async fn assemble_with(
             env!("CARGO_PKG_VERSION").into(),
         ))
         .with_supported_websockets(SupportedMethods::default_bolt11(CurrencyUnit::Sat))
+        .with_keyset_refresh_interval(config.keyset_refresh_interval())
         .with_cache(
             Some(CACHE_TTL_SECS),
             vec![
@@ -152,30 +205,32 @@ pub async fn assemble_with(
         .nut05
         .methods
         .retain(|m| m.method.as_str() != METHOD);
-    let mint = builder
-        .build_with_seed(storage.keys.clone(), seed.as_bytes())
-        .await?;
+    Ok((builder, info))
+}
 
-    // cdk keeps the MintInfo of the first run in its database and ignores the builder's later;
-    // write ours back so a changed name, limit or notice takes effect on restart.
-    if info.pubkey.is_none() {
-        info.pubkey = mint.mint_info().await?.pubkey;
-    }
-    mint.set_mint_info(info).await?;
-    mint.set_quote_ttl(QuoteTTL::new(
-        config.limits.mint_quote_ttl_secs,
-        config.limits.melt_quote_ttl_secs,
-    ))
-    .await?;
-
-    Ok(Assembled {
-        mint: Arc::new(mint),
-        lightning: processor,
-        registry,
-        backend,
-        storage: storage.description,
-        lock,
-    })
+/// Whether `mint` signs with the active keysets the database names (read under cdk's keyset
+/// lock, so not halfway through another process's rotation).
+async fn keysets_agree_with_database(
+    mint: &Mint,
+    storage: &storage::Storage,
+) -> Result<bool, SetupError> {
+    let mut tx = storage
+        .keys
+        .begin_transaction()
+        .await
+        .map_err(cdk::Error::from)?;
+    let in_database = tx.get_active_keysets().await.map_err(cdk::Error::from)?;
+    tx.commit().await.map_err(cdk::Error::from)?;
+    let in_memory: std::collections::HashMap<CurrencyUnit, cdk::nuts::Id> = mint
+        .keysets()
+        .keysets
+        .into_iter()
+        .filter(|k| k.active && k.unit != CurrencyUnit::Auth)
+        .map(|k| (k.unit, k.id))
+        .collect();
+    Ok(in_memory
+        .iter()
+        .all(|(unit, id)| in_database.get(unit) == Some(id)))
 }
 
 /// The builder's info with the operator's texts, and the fake-backend label when it applies

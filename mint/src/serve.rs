@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 use crate::config::Config;
+use crate::http::serve::serve as serve_http;
 use crate::lightning::{Backend, InjectedBackend, FAKE_BACKEND_WARNING};
 use crate::{admin, AppError};
 
@@ -52,6 +53,7 @@ pub async fn serve(
     }
     let app = crate::app_with(&config, injected).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let header_timeout = Duration::from_secs(config.http.header_read_timeout_secs);
     let admin = match app.admin_router.clone() {
         Some(router) => {
             let admin_listener = bind(config.admin.listen).await?;
@@ -65,13 +67,14 @@ pub async fn serve(
             tracing::info!(%admin_addr, "admin API and web page serving");
             println!("admin listening on http://{admin_addr}");
             let mut rx = stop_rx.clone();
-            Some(tokio::spawn(async move {
-                axum::serve(admin_listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|stop| *stop).await;
-                    })
-                    .await
-            }))
+            Some(tokio::spawn(serve_http(
+                admin_listener,
+                router,
+                header_timeout,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            )))
         }
         None => None,
     };
@@ -82,14 +85,13 @@ pub async fn serve(
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
 
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        })
-        .await?;
+    serve_http(listener, app.router, header_timeout, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
     if let Some(admin) = admin {
-        admin.await??;
+        admin.await?;
     }
     sweeper.abort();
     tracing::info!("shutting down: stopping the mint's background tasks");

@@ -83,16 +83,81 @@ async fn open_postgres(config: &Config) -> Result<Storage, StorageError> {
         None,
     );
     pg_config.validate().map_err(|e| err(e.to_string()))?;
-    let db = cdk_postgres::MintPgDatabase::new(pg_config)
+    let db = open_migrated(pg_config)
         .await
         .map_err(|e| err(e.to_string()))?;
     let db = Arc::new(db);
+    warm_pool(&(db.clone() as DynKVStore), pg.max_connections).await;
     Ok(Storage {
         db: db.clone(),
         keys: db.clone(),
         kv: db,
         description: format!("postgres (url from {})", pg.url),
     })
+}
+
+/// Opens every connection of the pool now, one after the other, before the mint serves.
+///
+/// cdk-postgres connects lazily, on a connection's first use, and a request waiting for a fresh
+/// connection can miss its ready signal and fail after the 10 s connect timeout ("Internal
+/// Timeout"), which a burst of requests at a new process did (two replicas, 200 concurrent
+/// swaps). Connections opened here are reused for the life of the process.
+#[cfg(feature = "postgres")]
+async fn warm_pool(kv: &DynKVStore, connections: usize) {
+    let mut open = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        match kv.begin_transaction().await {
+            Ok(tx) => open.push(tx),
+            Err(e) => {
+                tracing::warn!(error = %e, opened = open.len(), "cannot open every database connection up front");
+                break;
+            }
+        }
+    }
+    for tx in open {
+        if let Err(e) = tx.rollback().await {
+            tracing::warn!(error = %e, "rolling back an empty transaction failed");
+        }
+    }
+}
+
+/// How often opening is tried when another mint process is creating the same tables.
+#[cfg(feature = "postgres")]
+const MIGRATION_ATTEMPTS: u32 = 8;
+
+/// Opens the database and brings its tables up to date. cdk migrates in one transaction
+/// without a lock: when two mint processes start at once on an empty database, the second's
+/// `CREATE SCHEMA` or `CREATE TABLE IF NOT EXISTS` fails with a unique violation once the first
+/// commits. The failed transaction is rolled back, so opening again (now seeing the tables) is
+/// safe.
+#[cfg(feature = "postgres")]
+async fn open_migrated(
+    pg_config: cdk_postgres::PgConfig,
+) -> Result<cdk_postgres::MintPgDatabase, cdk_common::database::Error> {
+    let mut attempt = 1;
+    loop {
+        match cdk_postgres::MintPgDatabase::new(pg_config.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(e) if attempt < MIGRATION_ATTEMPTS && lost_migration_race(&e) => {
+                tracing::warn!(attempt, error = %e,
+                    "another mint process is creating the tables; opening again");
+                let jitter = 100 + rand::random::<u64>() % 300;
+                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A unique violation while creating tables or the schema: someone else created them first.
+#[cfg(feature = "postgres")]
+fn lost_migration_race(e: &cdk_common::database::Error) -> bool {
+    if matches!(e, cdk_common::database::Error::Duplicate) {
+        return true;
+    }
+    let text = e.to_string().to_lowercase();
+    text.contains("duplicate key") || text.contains("already exists")
 }
 
 #[cfg(not(feature = "postgres"))]

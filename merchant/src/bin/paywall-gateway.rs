@@ -52,9 +52,13 @@ async fn main() -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
 
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    merchant::serve::serve(
+        listener,
+        router(state),
+        Duration::from_secs(config.header_read_timeout_secs),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("shutting down");
     if let Some(handle) = settler {
         stop_settler.notify_one();

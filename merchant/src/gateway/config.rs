@@ -80,6 +80,8 @@ pub struct GatewayConfig {
     pub body_limit_bytes: usize,
     /// Longest wait for upstream bytes (connect, headers, each read), in seconds.
     pub upstream_timeout_secs: u64,
+    /// Longest a client may take to send its request headers before its connection is closed.
+    pub header_read_timeout_secs: u64,
     /// Price rules.
     #[serde(rename = "price")]
     pub prices: Vec<PriceRule>,
@@ -147,6 +149,7 @@ impl Default for GatewayConfig {
             redeem_timeout_secs: 30,
             body_limit_bytes: 10 * 1024 * 1024,
             upstream_timeout_secs: 60,
+            header_read_timeout_secs: 10,
             prices: Vec::new(),
             settle: AutoSettleConfig::default(),
         }
@@ -256,6 +259,9 @@ impl GatewayConfig {
         }
         if self.upstream_timeout_secs == 0 {
             return Err(invalid("upstream_timeout_secs", "must be at least 1"));
+        }
+        if self.header_read_timeout_secs == 0 {
+            return Err(invalid("header_read_timeout_secs", "must be at least 1"));
         }
         self.settle
             .validate()

@@ -103,7 +103,34 @@ pub fn router(state: GatewayState) -> Router {
         .fallback(handle)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn(
+            move |req: Request<Body>, next: axum::middleware::Next| {
+                refuse_declared_oversize(body_limit, req, next)
+            },
+        ))
         .layer(TraceLayer::new_for_http())
+}
+
+/// A body declared (`Content-Length`) larger than the limit is refused before anything else,
+/// with our JSON error; `RequestBodyLimitLayer` still cuts off a streamed body that grows past it.
+async fn refuse_declared_oversize(
+    limit: usize,
+    req: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BODY_TOO_LARGE,
+            "the request body is too large",
+        );
+    }
+    next.run(req).await
 }
 
 /// Price, charge, forward.

@@ -61,6 +61,29 @@ pub fn router(state: AdminState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(120),
         ))
+        .layer(middleware::map_response(limits_as_json))
+}
+
+/// The body limit and the timeout answer in plain text; give them the JSON error body every
+/// other admin answer has (no admin handler answers 413 or 408 itself).
+async fn limits_as_json(response: Response) -> Response {
+    use cashu_402::error_body::{codes, ErrorBody};
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            axum::Json(ErrorBody::new(
+                codes::BODY_TOO_LARGE,
+                "Request body too large",
+            )),
+        )
+            .into_response(),
+        StatusCode::REQUEST_TIMEOUT => (
+            StatusCode::REQUEST_TIMEOUT,
+            axum::Json(ErrorBody::new(codes::TIMEOUT, "Request timed out")),
+        )
+            .into_response(),
+        _ => response,
+    }
 }
 
 /// How a request proved it may use the admin API.

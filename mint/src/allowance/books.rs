@@ -6,7 +6,8 @@
 //! ```
 //!
 //! - *ecash outstanding*: ecash issued minus ecash redeemed, over every keyset;
-//! - *allowance balances*: what metered allowances hold, including withdrawals in flight;
+//! - *allowance balances*: what metered allowances hold, including withdrawals in flight and
+//!   draws debited whose quote is not paid yet;
 //! - *paid-unminted quotes*: mint quotes paid but not yet minted (a bolt11 invoice paid before
 //!   its wallet minted, a draw quote not yet minted); funding invoices credited to an allowance
 //!   are counted in its balance instead;
@@ -72,10 +73,26 @@ impl Allowances {
             .map(u64::from));
         books.ecash_outstanding = issued.saturating_sub(redeemed);
 
+        let db = self.mint.localstore();
+        let quotes = db.get_mint_quotes().await?;
+        // Draw quotes already paid (counted below as paid-unminted), by their draw key.
+        let paid_draws: HashSet<String> = quotes
+            .iter()
+            .filter(|q| q.payment_method != PaymentMethod::BOLT11 && q.amount_paid().value() > 0)
+            .map(|q| q.request_lookup_id.to_string())
+            .collect();
         let mut credited = HashSet::new();
         for account in self.registry.list().await? {
             let Some(m) = account.metered else { continue };
             books.allowance_balances += m.balance.saturating_add(m.reserved());
+            // A draw debited whose quote is not paid yet (or was never made: the process died
+            // in between, and the sweeper gives it back later) is still owed to the allowance.
+            books.allowance_balances += m
+                .pending_draws
+                .iter()
+                .filter(|d| !paid_draws.contains(&d.key))
+                .map(|d| d.amount)
+                .fold(0u64, u64::saturating_add);
             books.paid_out += m.totals.withdrawn;
             books.lightning_fees += m.totals.fees;
             credited.extend(
@@ -86,8 +103,7 @@ impl Allowances {
             );
         }
 
-        let db = self.mint.localstore();
-        for q in db.get_mint_quotes().await? {
+        for q in quotes {
             let paid = q.amount_paid().value();
             let issued = q.amount_issued().value();
             if q.payment_method == PaymentMethod::BOLT11 {

@@ -37,6 +37,11 @@ const SAFE_UNKNOWN_DETAILS: &[&str] = &[
 /// "this is not a payment request": the client's mistake, so they get our malformed code.
 const CDK_MALFORMED_DETAILS: &[&str] = &["Invalid payment method", "Invalid payment request"];
 
+/// cdk 0.18.3 sends an overflow of the amounts a client sent (inputs whose sum passes
+/// `u64::MAX`) under its catch-all code; NUT-03 calls amounts that do not add up 11005.
+const CDK_OVERFLOW_DETAILS: &[&str] = &["Amount Overflow"];
+const TRANSACTION_UNBALANCED: u32 = 11005;
+
 /// cdk 0.18.3 has no code for a failed HTLC (NUT-14) spend and sends these under its catch-all;
 /// they are the client's witness failing, Cashu's 20008 "witness missing or invalid".
 const CDK_WITNESS_DETAILS: &[&str] = &[
@@ -66,12 +71,13 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = crate::http::log_path(request.uri().path());
     let route = OutputsRoute::of(&method, request.uri().path());
-    let (request, recorded) = match route {
-        Some(_) => {
+    let quote_route = QuoteRoute::of(&method, request.uri().path());
+    let (request, recorded) = match (route, quote_route) {
+        (Some(_), _) | (_, Some(_)) => {
             let (request, recorded) = record_body(request);
             (request, Some(recorded))
         }
-        None => (request, None),
+        (None, None) => (request, None),
     };
     let response = next.run(request).await;
     let status = response.status();
@@ -86,6 +92,12 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
             .and_then(|r| r.lock().ok().and_then(|mut b| b.take()))
             .unwrap_or_default();
         cashu = remap_cdk(route, cashu, &request_body);
+        if let Some(detail) = quote_route
+            .filter(|_| cashu.code == codes::MALFORMED_REQUEST)
+            .and_then(|q| q.explain(&request_body))
+        {
+            cashu.detail = detail;
+        }
         if cashu.code == CDK_UNKNOWN && !SAFE_UNKNOWN_DETAILS.contains(&cashu.detail.as_str()) {
             tracing::error!(%method, %path, detail = %cashu.detail, "internal error hidden from client");
             cashu.detail = "Internal error".into();
@@ -134,6 +146,47 @@ impl OutputsRoute {
             ["", "v1", "swap"] => Some(Self::Swap),
             ["", "v1", "mint", m] if *m != "quote" && !m.is_empty() => Some(Self::Mint),
             _ => None,
+        }
+    }
+}
+
+/// Quote routes whose malformed bodies cdk answers only with "Invalid payment method": we say
+/// which field is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteRoute {
+    /// `POST /v1/mint/quote/bolt11`
+    MintBolt11,
+    /// `POST /v1/melt/quote/bolt11`
+    MeltBolt11,
+}
+
+impl QuoteRoute {
+    fn of(method: &Method, path: &str) -> Option<Self> {
+        match (method, path) {
+            (&Method::POST, "/v1/mint/quote/bolt11") => Some(Self::MintBolt11),
+            (&Method::POST, "/v1/melt/quote/bolt11") => Some(Self::MeltBolt11),
+            _ => None,
+        }
+    }
+
+    /// What is wrong with `body`, when it is one of the usual mistakes.
+    fn explain(self, body: &[u8]) -> Option<String> {
+        let request: serde_json::Value = serde_json::from_slice(body).ok()?;
+        match self {
+            Self::MintBolt11 => {
+                let amount = request.get("amount")?;
+                amount.as_u64().is_none().then(|| {
+                    "Malformed request: `amount` must be a whole number of sat below 2^64".into()
+                })
+            }
+            Self::MeltBolt11 => match request.get("request").and_then(|r| r.as_str()) {
+                None => Some("Malformed request: `request` must be a BOLT11 invoice".into()),
+                Some(invoice) => invoice
+                    .trim()
+                    .parse::<cdk::Bolt11Invoice>()
+                    .is_err()
+                    .then(|| "Malformed request: `request` is not a valid BOLT11 invoice".into()),
+            },
         }
     }
 }
@@ -190,6 +243,12 @@ fn remap_cdk(route: Option<OutputsRoute>, cashu: ErrorBody, request_body: &[u8])
     }
     if cashu.code == CDK_UNKNOWN && CDK_MALFORMED_DETAILS.contains(&cashu.detail.as_str()) {
         return ErrorBody::new(codes::MALFORMED_REQUEST, cashu.detail);
+    }
+    if cashu.code == CDK_UNKNOWN && CDK_OVERFLOW_DETAILS.contains(&cashu.detail.as_str()) {
+        return ErrorBody::new(
+            TRANSACTION_UNBALANCED,
+            "Amounts overflow: the request's amounts do not add up",
+        );
     }
     if cashu.code == CDK_UNKNOWN && CDK_WITNESS_DETAILS.contains(&cashu.detail.as_str()) {
         return ErrorBody::new(WITNESS_MISSING_OR_INVALID, cashu.detail);
@@ -348,6 +407,35 @@ mod tests {
         }
         let unknown = ErrorBody::new(CDK_UNKNOWN, "Unknown quote");
         assert_eq!(remap_cdk(None, unknown.clone(), b""), unknown);
+    }
+
+    #[test]
+    fn amounts_that_overflow_are_11005_not_internal() {
+        let out = remap_cdk(None, ErrorBody::new(CDK_UNKNOWN, "Amount Overflow"), b"");
+        assert_eq!(out.code, TRANSACTION_UNBALANCED);
+    }
+
+    #[test]
+    fn malformed_quote_bodies_name_the_wrong_field() {
+        let melt = QuoteRoute::of(&Method::POST, "/v1/melt/quote/bolt11");
+        assert_eq!(melt, Some(QuoteRoute::MeltBolt11));
+        let explain = |route: QuoteRoute, body: &str| route.explain(body.as_bytes());
+        let said = explain(
+            QuoteRoute::MeltBolt11,
+            r#"{"request":"lnbc1garbage","unit":"sat"}"#,
+        );
+        assert!(said.is_some_and(|d| d.contains("not a valid BOLT11 invoice")));
+        let said = explain(
+            QuoteRoute::MintBolt11,
+            r#"{"amount":18446744073709551616,"unit":"sat"}"#,
+        );
+        assert!(said.is_some_and(|d| d.contains("below 2^64")));
+        // A body whose fields are fine is left to cdk's own detail.
+        assert_eq!(
+            explain(QuoteRoute::MintBolt11, r#"{"amount":5,"unit":"sat"}"#),
+            None
+        );
+        assert_eq!(QuoteRoute::of(&Method::GET, "/v1/melt/quote/bolt11"), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod errors;
 pub mod metrics;
 pub mod quote_expiry;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;

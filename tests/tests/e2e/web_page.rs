@@ -107,7 +107,13 @@ async fn appear(c: &Client, selector: &str) {
 }
 
 async fn set(c: &Client, selector: &str, value: &str) {
-    let el = c.find(Locator::Css(selector)).await.unwrap();
+    // Waited for, not looked up once: a loaded machine renders the form late.
+    let el = c
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector} never appeared: {e}"));
     el.clear().await.unwrap();
     el.send_keys(value).await.unwrap();
 }
@@ -174,16 +180,27 @@ async fn a_human_creates_pays_copies_and_revokes_in_a_real_browser() {
     let qr = c.find(Locator::Css("#qr")).await.unwrap();
     let src = qr.attr("src").await.unwrap().unwrap();
     assert!(src.starts_with("/admin/v1/qr.svg?data="), "{src}");
-    let loaded: bool = c
-        .execute(
-            "const i = document.getElementById('qr'); return i.complete && i.naturalWidth > 0;",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_bool()
-        .unwrap();
-    assert!(loaded, "the QR image is served by the mint");
+    // The image loads after its src is set: poll (a loaded machine made a single look flaky).
+    let loading = std::time::Instant::now();
+    loop {
+        let loaded: bool = c
+            .execute(
+                "const i = document.getElementById('qr'); return i.complete && i.naturalWidth > 0;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap();
+        if loaded {
+            break;
+        }
+        assert!(
+            loading.elapsed() < DEADLINE,
+            "the QR image is served by the mint"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     wait_text(&c, "#paid-status", |t| t == "Paid.").await;
     let credential = wait_text(&c, "#secret", |t| t.starts_with("callowA")).await;
     c.find(Locator::Css("#copy"))
