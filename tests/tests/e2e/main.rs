@@ -12,6 +12,7 @@ mod allowances;
 mod architecture;
 mod client_errors;
 mod crash;
+mod deploy;
 mod http_errors;
 mod interop_cashu_ts;
 mod interop_nutshell;
