@@ -12,9 +12,12 @@ use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(data: &[u8]) -> Option<T> {
+fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+    data: &[u8],
+) -> Option<T> {
     let value: T = serde_json::from_slice(data).ok()?;
-    let json = serde_json::to_vec(&value).unwrap_or_else(|e| panic!("{value:?} does not serialise: {e}"));
+    let json =
+        serde_json::to_vec(&value).unwrap_or_else(|e| panic!("{value:?} does not serialise: {e}"));
     let again: T = serde_json::from_slice(&json)
         .unwrap_or_else(|e| panic!("serialised {value:?} does not decode: {e}"));
     assert_eq!(again, value, "JSON round trip changed the value");

@@ -26,6 +26,9 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|e| panic!("parsed config does not serialise: {e}: {config:?}"));
     let again = GatewayConfig::from_toml(&written, Path::new("fuzz-again.toml"))
         .unwrap_or_else(|e| panic!("serialised config does not parse: {e}\n{written}"));
-    assert_eq!(again, config, "TOML round trip changed the config:\n{written}");
+    assert_eq!(
+        again, config,
+        "TOML round trip changed the config:\n{written}"
+    );
     assert_eq!(again.validate().map_err(|e| e.to_string()), verdict);
 });
