@@ -80,13 +80,10 @@ async fn main() -> anyhow::Result<()> {
             .to_path_buf(),
     };
     let target_dir = bin_dir.parent().unwrap_or(&bin_dir).to_path_buf();
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| match args.soak_secs {
-            Some(_) => target_dir.join("bench/soak.json"),
-            None => target_dir.join("bench/results.json"),
-        });
+    let out = args.out.clone().unwrap_or_else(|| match args.soak_secs {
+        Some(_) => target_dir.join("bench/soak.json"),
+        None => target_dir.join("bench/results.json"),
+    });
     let work = target_dir.join(format!("bench/run-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
 
@@ -194,7 +191,11 @@ async fn run_soak(
     };
     let mint = procs::allowance_mint(mint_bin, &work.join("soak"), "", &[])
         .context("start allowance-mint (sqlite)")?;
-    eprintln!("soak: {OURS} at {} (pid {}), {params:?}", mint.url, mint.pid());
+    eprintln!(
+        "soak: {OURS} at {} (pid {}), {params:?}",
+        mint.url,
+        mint.pid()
+    );
     let report = soak::run(&mint.url, mint.pid(), params)
         .await
         .with_context(|| mint.log_tail())?;

@@ -84,7 +84,8 @@ impl SoakReport {
     }
 
     pub fn table(&self) -> String {
-        let mut t = String::from("| operation | ok | errors | p50 ms | p99 ms |\n|---|---|---|---|---|\n");
+        let mut t =
+            String::from("| operation | ok | errors | p50 ms | p99 ms |\n|---|---|---|---|---|\n");
         for o in &self.ops {
             t += &format!(
                 "| {} | {} | {} | {:.1} | {:.1} |\n",
@@ -299,7 +300,11 @@ pub async fn check_states(c: &MintClient, proofs: &[Proof], expected: &str) -> a
     let res = c.post("/v1/checkstate", &json!({ "Ys": ys })).await?;
     let states = res["states"].as_array().context("checkstate states")?;
     if states.len() != ys.len() {
-        bail!("checkstate answered {} states for {} Ys", states.len(), ys.len());
+        bail!(
+            "checkstate answered {} states for {} Ys",
+            states.len(),
+            ys.len()
+        );
     }
     for s in states {
         if s["state"] != expected {
@@ -309,14 +314,14 @@ pub async fn check_states(c: &MintClient, proofs: &[Proof], expected: &str) -> a
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn vm_rss_is_read_from_proc_status() {
-        let status = "Name:\tallowance-mint\nVmPeak:\t  9000 kB\nVmRSS:\t   12345 kB\nThreads:\t4\n";
+        let status =
+            "Name:\tallowance-mint\nVmPeak:\t  9000 kB\nVmRSS:\t   12345 kB\nThreads:\t4\n";
         assert_eq!(parse_vm_rss(status), Some(12345));
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
         assert!(rss_kib(std::process::id()).unwrap() > 0);

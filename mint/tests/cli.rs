@@ -171,7 +171,11 @@ fn every_deploy_example_config_parses() {
         backends.insert(backend.name());
         seen += 1;
     }
-    assert!(seen >= 5, "expected an example per backend and PostgreSQL in {}", dir.display());
+    assert!(
+        seen >= 5,
+        "expected an example per backend and PostgreSQL in {}",
+        dir.display()
+    );
     for backend in [Backend::Fake, Backend::Lnd, Backend::Cln, Backend::LdkNode] {
         assert!(
             backends.contains(backend.name()),

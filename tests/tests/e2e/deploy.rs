@@ -25,7 +25,10 @@ fn units() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "service"))
         .collect();
     units.sort();
-    assert!(units.len() >= 3, "expected the mint, replica and gateway units: {units:?}");
+    assert!(
+        units.len() >= 3,
+        "expected the mint, replica and gateway units: {units:?}"
+    );
     units
 }
 
@@ -61,7 +64,11 @@ fn systemd_units_keep_their_hardening_directives() {
 /// Copies `unit` into `dir` with the installed binary paths pointing at this build (verify
 /// checks that ExecStart is executable), naming a template's copy as an instance.
 fn installable_copy(unit: &Path, dir: &Path) -> PathBuf {
-    let name = unit.file_name().unwrap().to_string_lossy().replace("@.", "@a.");
+    let name = unit
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace("@.", "@a.");
     let text = read(unit)
         .replace(
             "/usr/local/bin/allowance-mint",
@@ -127,7 +134,10 @@ fn systemd_units_verify_without_warnings() {
         .replace("@system-service", "@system-servce");
     std::fs::write(&copy, broken).unwrap();
     let err = verify(&tool, &copy).unwrap_err();
-    assert!(err.contains("ProtectSytem") && err.contains("@system-servce"), "{err}");
+    assert!(
+        err.contains("ProtectSytem") && err.contains("@system-servce"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -183,8 +193,14 @@ fn dockerfile_is_multi_stage_non_root_with_a_health_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = read(&deploy_dir().join("Dockerfile"));
     let instructions = dockerfile_instructions(&text);
-    let froms: Vec<&String> = instructions.iter().filter(|i| i.starts_with("FROM ")).collect();
-    assert!(froms.len() >= 3, "build, runtime and mint stages: {froms:?}");
+    let froms: Vec<&String> = instructions
+        .iter()
+        .filter(|i| i.starts_with("FROM "))
+        .collect();
+    assert!(
+        froms.len() >= 3,
+        "build, runtime and mint stages: {froms:?}"
+    );
     assert!(
         froms.last().unwrap().ends_with(" AS mint"),
         "the mint is the default (last) stage: {froms:?}"
@@ -201,7 +217,10 @@ fn dockerfile_is_multi_stage_non_root_with_a_health_check() {
         })
         .collect();
     for src in &copied {
-        assert!(root.join(src).exists(), "COPY {src}: no such path in the repository");
+        assert!(
+            root.join(src).exists(),
+            "COPY {src}: no such path in the repository"
+        );
     }
     let manifest = read(&root.join("Cargo.toml"));
     let members_line = manifest
@@ -209,7 +228,10 @@ fn dockerfile_is_multi_stage_non_root_with_a_health_check() {
         .find(|l| l.starts_with("members = "))
         .unwrap();
     for member in members_line.split('"').skip(1).step_by(2) {
-        assert!(copied.contains(&member), "workspace member {member} is not copied");
+        assert!(
+            copied.contains(&member),
+            "workspace member {member} is not copied"
+        );
     }
     for needed in [".cargo", "tools", "Cargo.lock"] {
         assert!(copied.contains(&needed), "{needed} is not copied");
@@ -270,7 +292,10 @@ fn compose_as_json(path: &Path) -> Option<serde_json::Value> {
     if !out.status.success() {
         eprintln!(
             "SKIPPED: parsing compose.yaml (python3 with PyYAML): {}",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
         return None;
     }
@@ -282,7 +307,10 @@ fn compose_runs_the_mint_on_postgres_with_a_config_that_parses() {
     let path = deploy_dir().join("compose.yaml");
     let text = read(&path);
     // Secrets come from the environment, never the file.
-    assert!(text.contains("${POSTGRES_PASSWORD:?"), "the password is required from the env");
+    assert!(
+        text.contains("${POSTGRES_PASSWORD:?"),
+        "the password is required from the env"
+    );
     assert!(!text.to_lowercase().contains("password: mint"));
     // The config the mint service mounts.
     let config_path = deploy_dir().join("config/compose.toml");
@@ -303,7 +331,10 @@ fn compose_runs_the_mint_on_postgres_with_a_config_that_parses() {
         return;
     };
     let services = &compose["services"];
-    assert!(services["postgres"]["healthcheck"]["test"].is_array(), "{compose}");
+    assert!(
+        services["postgres"]["healthcheck"]["test"].is_array(),
+        "{compose}"
+    );
     let mint = &services["mint"];
     assert_eq!(mint["build"]["dockerfile"], "deploy/Dockerfile");
     assert_eq!(mint["build"]["target"], "mint");
@@ -317,7 +348,9 @@ fn compose_runs_the_mint_on_postgres_with_a_config_that_parses() {
         .contains("host=postgres"));
     let ports = mint["ports"].as_array().unwrap();
     assert!(
-        ports.iter().all(|p| p.as_str().unwrap().starts_with("127.0.0.1:")),
+        ports
+            .iter()
+            .all(|p| p.as_str().unwrap().starts_with("127.0.0.1:")),
         "published on loopback only: {ports:?}"
     );
     assert_eq!(mint["read_only"], true);
