@@ -144,6 +144,7 @@ mod tests {
             max_total: Some(1_000),
             allowed_hosts: vec!["*.example.com".into(), "localhost:8080".into()],
             allowed_mints: vec!["*".into()],
+            ..Policy::default()
         }
     }
 

@@ -9,6 +9,7 @@
 //! max_total = "unlimited"
 //! allowed_hosts = ["*"]
 //! allowed_mints = ["*"]
+//! schemes = ["cashu", "l402", "x402-cashu"]   # 402 schemes paid, most preferred first
 //! ```
 //!
 //! Unknown keys are an error. Flags and environment variables override the file per run.

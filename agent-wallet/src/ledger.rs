@@ -62,6 +62,10 @@ impl FromStr for Outcome {
 
 /// The scheme name of NUT-24 payments in the ledger.
 pub const SCHEME_CASHU: &str = "cashu";
+/// The scheme name of L402 payments (a Lightning invoice paid by melting ecash).
+pub const SCHEME_L402: &str = "l402";
+/// The scheme name of x402 payments with the `cashu` scheme.
+pub const SCHEME_X402_CASHU: &str = "x402-cashu";
 /// The method recorded for a plain `send` (a token handed out, not an HTTP payment).
 pub const METHOD_SEND: &str = "SEND";
 /// The method and scheme recorded for a draw from a metered allowance.

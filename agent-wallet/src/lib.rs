@@ -42,7 +42,11 @@
 //! # How a payment goes
 //!
 //! 1. The request is sent. Anything but `402` is returned as it is.
-//! 2. The `X-Cashu` challenge is decoded ([`cashu_402::Challenge`]). The policy checks the host,
+//! 2. Every offer of the 402 is gathered ([`cashu_402::Offers`]: `X-Cashu`, L402, x402 `cashu`)
+//!    and tried in the policy's `schemes` order (default Cashu, then L402, then x402-cashu); an
+//!    L402 invoice is paid by melting ecash (`pay_l402.rs`), the x402 token travels in
+//!    `PAYMENT-SIGNATURE`/`X-PAYMENT`. For an `X-Cashu` challenge ([`cashu_402::Challenge`]) the
+//!    policy checks the host,
 //!    the mints (only mints the wallet holds ecash at and the policy allows, picked among the
 //!    challenge's `m`), the per-request cap and `max_cost`, the rolling 24 h per-host cap and
 //!    the total ([`Policy`]). A refusal is [`WalletError::PolicyRefused`] carrying the 402
@@ -103,11 +107,13 @@ mod budget;
 mod config;
 mod error;
 mod http;
+mod l402_store;
 mod ledger;
 pub mod mcp;
 mod oplock;
 mod outbox;
 mod pay;
+mod pay_l402;
 mod policy;
 mod recovery;
 mod seed;
@@ -121,7 +127,10 @@ pub use budget::{AllowanceDrawRoom, Budget, HostBudget};
 pub use config::{AllowanceSettings, Config, CONFIG_FILE};
 pub use error::{exit_code, WalletError};
 pub use http::{FetchResponse, HttpResponse, PayRequest, MAX_BODY_BYTES};
-pub use ledger::{csv_field, rfc3339, to_csv, to_json, LedgerEntry, Outcome, SCHEME_CASHU};
+pub use ledger::{
+    csv_field, rfc3339, to_csv, to_json, LedgerEntry, Outcome, SCHEME_CASHU, SCHEME_L402,
+    SCHEME_X402_CASHU,
+};
 pub use outbox::OutboxState;
 pub use policy::{host_matches, Policy, PolicySetError, PolicyViolation, Spent};
 pub use recovery::RecoveryReport;

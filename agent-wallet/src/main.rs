@@ -29,6 +29,7 @@ Policy keys (config.toml [policy], `policy set`, --policy KEY=VALUE):
   max_per_request, max_per_host_per_day (rolling 24 h), max_total: sat, or \"unlimited\"
   allowed_hosts: comma-separated patterns: api.example.com, *.example.com, host:port, *
   allowed_mints: comma-separated mint URLs, or *
+  schemes: 402 schemes to pay, most preferred first (default cashu,l402,x402-cashu)
 
 Allowance: `allowance connect CREDENTIAL` once; when a payment needs more than the wallet
 holds at the allowance's mint, the wallet draws the shortfall plus [allowance] float (default
@@ -64,7 +65,7 @@ pub enum Command {
     Balance,
     /// Make a cashuB token worth AMOUNT sat and print it
     Send { amount: u64 },
-    /// Send an HTTP request, paying a 402 X-Cashu challenge within the policy
+    /// Send an HTTP request, paying a 402 (X-Cashu, L402 or x402 cashu) within the policy
     Fetch {
         url: String,
         /// HTTP method

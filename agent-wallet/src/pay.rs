@@ -1,7 +1,12 @@
-//! The paying HTTP client: on `402` with `X-Cashu`, check the policy, make a token for exactly
-//! the price, retry with it, and record the payment.
+//! The paying HTTP client: on `402`, gather every offered scheme, choose by the policy's
+//! preference, pay, retry, and record the payment. This file holds the dispatch and the Cashu
+//! schemes (NUT-24 `X-Cashu`, x402 `cashu`); L402 is in `pay_l402.rs`.
 
+use cashu_402::l402::{L402Credential, Preimage, AUTHORIZATION};
 use cashu_402::nut24::{Challenge, X_CASHU};
+use cashu_402::offers::{Offer, Offers};
+use cashu_402::x402::{PaymentPayload, PaymentRequirements, X402Version};
+use cashu_402::Token;
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, SpendingConditions};
 use cdk::wallet::{PreparedSend, SendKind, SendOptions, Wallet};
@@ -10,16 +15,67 @@ use reqwest::StatusCode;
 
 use crate::error::WalletError;
 use crate::http::{FetchResponse, HttpResponse, PayRequest};
-use crate::ledger::{LedgerEntry, Outcome, SCHEME_CASHU};
+use crate::l402_store::scope_of;
+use crate::ledger::{LedgerEntry, Outcome, SCHEME_CASHU, SCHEME_X402_CASHU};
 use crate::oplock;
 use crate::outbox::{resolve, OutboxRow, OutboxState, Resolution, Trigger};
+use crate::policy::PolicyViolation;
 use crate::store::now_unix;
 use crate::wallet::{new_id, AgentWallet};
 
+/// How the Cashu token travels back to the server.
+pub(crate) enum Delivery<'a> {
+    /// NUT-24: `X-Cashu: cashuB...`.
+    XCashu,
+    /// x402: `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) carrying a base64 JSON payload.
+    X402 {
+        version: X402Version,
+        entry: &'a PaymentRequirements,
+    },
+}
+
+impl Delivery<'_> {
+    fn scheme(&self) -> &'static str {
+        match self {
+            Self::XCashu => SCHEME_CASHU,
+            Self::X402 { .. } => SCHEME_X402_CASHU,
+        }
+    }
+
+    fn header(&self, token: &Token) -> (&'static str, String) {
+        match self {
+            Self::XCashu => (X_CASHU, token.to_string()),
+            Self::X402 { version, entry } => (
+                version.credential_header(),
+                PaymentPayload::cashu(*version, entry, token).to_header(),
+            ),
+        }
+    }
+}
+
+/// Errors after which the next offer of the same 402 may be tried: nothing was spent and the
+/// reason is specific to the offer (its mints, its unit, its invoice, the ecash held there).
+fn falls_through(e: &WalletError) -> bool {
+    matches!(
+        e,
+        WalletError::NotPayable { .. }
+            | WalletError::InsufficientFunds { .. }
+            | WalletError::PolicyRefused {
+                violation: PolicyViolation::MintNotAllowed { .. },
+                ..
+            }
+    )
+}
+
 impl AgentWallet {
-    /// Sends `req`. If the server answers `402` with an `X-Cashu` challenge the policy allows,
-    /// pays it and sends the request again with the token; the answer to that is returned
-    /// with the payment's ledger row. Any other answer is returned as it is.
+    /// Sends `req`. If the server answers `402`, every offer in the answer is gathered
+    /// (`X-Cashu`, `WWW-Authenticate: L402`, x402 `PAYMENT-REQUIRED` or v1 body) and paid by
+    /// the policy's scheme preference ([`crate::Policy::schemes`]); the request is sent again
+    /// with the credential, and the answer to that is returned with the payment's ledger row.
+    /// An offer this wallet cannot pay (no ecash at its mints, another unit, an unsupported
+    /// x402 scheme or network) falls through to the next; if none is payable the error names
+    /// every reason. A cached L402 credential for the URL's origin and path scope is sent
+    /// first, and dropped if the server answers 401 or 402.
     ///
     /// Errors: [`WalletError::PolicyRefused`] and [`WalletError::NotPayable`] carry the 402
     /// answer and spend nothing; [`WalletError::PaymentFailed`] means the payment was tried
@@ -27,32 +83,102 @@ impl AgentWallet {
     /// An answer >= 400 to the paid request is not an error: the token is taken back if the
     /// server did not redeem it, and the ledger row says `refused-by-server`.
     pub async fn fetch(&self, req: PayRequest) -> Result<FetchResponse, WalletError> {
-        let first = self
-            .send_http(&req, None)
-            .await
-            .map_err(WalletError::Http)?;
+        let origin = origin_of(&req);
+        let cached = self.store.cached_credential(&origin, req.url.path())?;
+        let mut first = match &cached {
+            Some(c) => {
+                let preimage = Preimage::from_hex(&c.preimage).unwrap_or(Preimage::SettledByMint);
+                let cred = L402Credential::new(c.macaroon.clone(), preimage).encode();
+                self.send_http(&req, Some((AUTHORIZATION, &cred)))
+                    .await
+                    .map_err(WalletError::Http)?
+            }
+            None => self
+                .send_http(&req, None)
+                .await
+                .map_err(WalletError::Http)?,
+        };
+        if let Some(c) = &cached {
+            let status = first.status;
+            if status != StatusCode::UNAUTHORIZED && status != StatusCode::PAYMENT_REQUIRED {
+                return Ok(FetchResponse {
+                    response: first,
+                    payment: None,
+                });
+            }
+            tracing::info!(%origin, scope = %c.scope, %status, "cached L402 credential refused; paying again");
+            self.store.drop_credential(&c.origin, &c.scope)?;
+            if status == StatusCode::UNAUTHORIZED {
+                first = self
+                    .send_http(&req, None)
+                    .await
+                    .map_err(WalletError::Http)?;
+            }
+        }
         if first.status != StatusCode::PAYMENT_REQUIRED {
             return Ok(FetchResponse {
                 response: first,
                 payment: None,
             });
         }
-        let not_payable = |reason: String, response: HttpResponse| WalletError::NotPayable {
-            reason,
-            response: Box::new(response),
-        };
-        let Some(header) = first.header(X_CASHU).map(str::to_string) else {
-            return Err(not_payable("no X-Cashu challenge".into(), first));
-        };
-        let challenge = match Challenge::parse(&header) {
-            Ok(c) => c,
-            Err(e) => return Err(not_payable(e.to_string(), first)),
-        };
-        if challenge.unit != CurrencyUnit::Sat {
-            let reason = format!("the price is in {} (this wallet holds sat)", challenge.unit);
-            return Err(not_payable(reason, first));
+        let offers = Offers::collect(
+            first
+                .headers
+                .iter()
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))),
+            Some(&first.body),
+        );
+        let mut first_error: Option<WalletError> = None;
+        let mut reasons: Vec<String> = Vec::new();
+        for kind in &self.policy.schemes {
+            for offer in offers.offers.iter().filter(|o| o.kind() == *kind) {
+                let result = match offer {
+                    Offer::Cashu(c) => self.pay(&req, c, first.clone(), Delivery::XCashu).await,
+                    Offer::X402Cashu {
+                        version,
+                        entry,
+                        requirements,
+                    } => {
+                        let delivery = Delivery::X402 {
+                            version: *version,
+                            entry,
+                        };
+                        self.pay(&req, &requirements.challenge, first.clone(), delivery)
+                            .await
+                    }
+                    Offer::L402(c) => self.pay_l402(&req, c, first.clone()).await,
+                };
+                match result {
+                    Err(e) if falls_through(&e) => {
+                        reasons.push(format!("{kind}: {}", short_reason(&e)));
+                        first_error.get_or_insert(e);
+                    }
+                    other => return other,
+                }
+            }
         }
-        self.pay(&req, &challenge, first).await
+        let skipped: Vec<String> = offers
+            .offers
+            .iter()
+            .filter(|o| !self.policy.schemes.contains(&o.kind()))
+            .map(|o| format!("{}: not in the policy's schemes", o.kind()))
+            .collect();
+        reasons.extend(skipped);
+        reasons.extend(offers.unsupported.iter().map(|u| u.to_string()));
+        let reason = if reasons.is_empty() {
+            "no payment offer (X-Cashu, WWW-Authenticate: L402, PAYMENT-REQUIRED or an x402 body)"
+                .to_string()
+        } else {
+            reasons.join("; ")
+        };
+        match first_error {
+            // One offer, one reason: its own error says it best.
+            Some(e) if reasons.len() == 1 => Err(e),
+            _ => Err(WalletError::NotPayable {
+                reason,
+                response: Box::new(first),
+            }),
+        }
     }
 
     async fn pay(
@@ -60,7 +186,15 @@ impl AgentWallet {
         req: &PayRequest,
         challenge: &Challenge,
         first: HttpResponse,
+        delivery: Delivery<'_>,
     ) -> Result<FetchResponse, WalletError> {
+        if challenge.unit != CurrencyUnit::Sat {
+            let reason = format!("the price is in {} (this wallet holds sat)", challenge.unit);
+            return Err(WalletError::NotPayable {
+                reason,
+                response: Box::new(first),
+            });
+        }
         let refused = |violation, response: HttpResponse| WalletError::PolicyRefused {
             violation,
             response: Some(Box::new(response)),
@@ -156,7 +290,7 @@ impl AgentWallet {
             amount,
             fee,
             unit: CurrencyUnit::Sat.to_string(),
-            scheme: SCHEME_CASHU.into(),
+            scheme: delivery.scheme().into(),
             mint: mint.to_string(),
             outcome: Outcome::Pending,
             counted: true,
@@ -185,8 +319,8 @@ impl AgentWallet {
             return Err(refused(v, first));
         }
 
-        let token = match prepared.confirm(None).await {
-            Ok(t) => t.to_string(),
+        let (token, credential) = match prepared.confirm(None).await {
+            Ok(t) => (t.to_string(), delivery.header(&t)),
             Err(e) => {
                 let outcome = self.settle_and_finish(&row, Trigger::NeverSent).await?;
                 return Err(WalletError::PaymentFailed {
@@ -201,7 +335,10 @@ impl AgentWallet {
         row.token = Some(token.clone());
         tracing::info!(payment = %id, %host, amount, fee, %mint, "paying");
 
-        match self.send_http(req, Some(&token)).await {
+        match self
+            .send_http(req, Some((credential.0, &credential.1)))
+            .await
+        {
             Ok(response) if response.status.as_u16() < 400 => {
                 let payment = self
                     .store
@@ -252,19 +389,23 @@ impl AgentWallet {
         }
     }
 
-    async fn send_http(
+    /// Sends the request, with one credential header (name, value) if given.
+    pub(crate) async fn send_http(
         &self,
         req: &PayRequest,
-        token: Option<&str>,
+        credential: Option<(&str, &str)>,
     ) -> Result<HttpResponse, reqwest::Error> {
         let mut headers = req.headers.clone();
         headers.remove(X_CASHU);
+        if let Some((name, _)) = credential {
+            headers.remove(name);
+        }
         let mut builder = self
             .http
             .request(req.method.clone(), req.url.clone())
             .headers(headers);
-        if let Some(token) = token {
-            builder = builder.header(X_CASHU, token);
+        if let Some((name, value)) = credential {
+            builder = builder.header(name, value);
         }
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());
@@ -300,4 +441,26 @@ async fn prepare_exact(
     wallet
         .prepare_send(amount, options(SendKind::OnlineExact))
         .await
+}
+
+/// `scheme://host:port` of the request: the L402 cache key.
+pub(crate) fn origin_of(req: &PayRequest) -> String {
+    format!(
+        "{}://{}:{}",
+        req.url.scheme(),
+        req.host(),
+        req.url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+/// The scope an L402 credential bought for this request covers.
+pub(crate) fn scope_for(req: &PayRequest) -> String {
+    scope_of(req.url.path())
+}
+
+fn short_reason(e: &WalletError) -> String {
+    match e {
+        WalletError::NotPayable { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
 }

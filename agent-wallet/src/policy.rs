@@ -7,6 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use cashu_402::SchemeKind;
 use cdk::mint_url::MintUrl;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,13 @@ pub struct Policy {
     pub allowed_hosts: Vec<String>,
     /// Mints whose ecash may be spent: mint URLs, or `*` for any mint the wallet holds ecash at.
     pub allowed_mints: Vec<String>,
+    /// The 402 schemes the wallet pays, most preferred first, when one answer offers several:
+    /// `cashu` (NUT-24 `X-Cashu`: no Lightning fee, no round trip to the mint), `l402` (a
+    /// Lightning invoice paid by melting ecash at the mint, fee reserve counted in the cost),
+    /// `x402-cashu` (x402's `PAYMENT-REQUIRED` with our `cashu` scheme). An offer the wallet
+    /// cannot pay (no ecash at its mints, another unit) falls through to the next; a scheme not
+    /// listed is never paid.
+    pub schemes: Vec<SchemeKind>,
 }
 
 impl Default for Policy {
@@ -38,6 +46,7 @@ impl Default for Policy {
             max_total: None,
             allowed_hosts: vec!["*".into()],
             allowed_mints: vec!["*".into()],
+            schemes: SchemeKind::DEFAULT_ORDER.to_vec(),
         }
     }
 }
@@ -90,7 +99,7 @@ pub struct Spent {
 /// An error in a `policy set KEY VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicySetError {
-    #[error("unknown policy key {0:?} (keys: max_per_request, max_per_host_per_day, max_total, allowed_hosts, allowed_mints)")]
+    #[error("unknown policy key {0:?} (keys: max_per_request, max_per_host_per_day, max_total, allowed_hosts, allowed_mints, schemes)")]
     UnknownKey(String),
     #[error("{key} takes a whole number or \"unlimited\", not {value:?}")]
     BadLimit { key: String, value: String },
@@ -98,6 +107,8 @@ pub enum PolicySetError {
     BadHostPattern(String),
     #[error("bad mint {0:?}: use a mint URL or *")]
     BadMint(String),
+    #[error("{0}")]
+    BadScheme(String),
 }
 
 impl Policy {
@@ -124,6 +135,12 @@ impl Policy {
                     }
                 }
                 self.allowed_mints = mints;
+            }
+            "schemes" => {
+                self.schemes = split_list(value)
+                    .iter()
+                    .map(|s| SchemeKind::from_str(s).map_err(PolicySetError::BadScheme))
+                    .collect::<Result<_, _>>()?;
             }
             other => return Err(PolicySetError::UnknownKey(other.to_string())),
         }

@@ -169,3 +169,29 @@ fn policy_round_trips_through_toml_with_unlimited() {
     assert!(toml::from_str::<Policy>("max_total = \"lots\"").is_err());
     assert!(toml::from_str::<Policy>("surprise = 1").is_err());
 }
+
+#[test]
+fn scheme_preference_is_set_from_text_and_toml() {
+    let mut p = Policy::default();
+    assert_eq!(p.schemes, SchemeKind::DEFAULT_ORDER.to_vec());
+    p.set("schemes", "l402, cashu").unwrap();
+    assert_eq!(p.schemes, vec![SchemeKind::L402, SchemeKind::Cashu]);
+    let err = p.set("schemes", "cashu,paypal").unwrap_err();
+    assert!(err.to_string().contains("paypal"), "{err}");
+    assert_eq!(
+        p.schemes,
+        vec![SchemeKind::L402, SchemeKind::Cashu],
+        "unchanged"
+    );
+    p.set("schemes", "").unwrap();
+    assert!(p.schemes.is_empty(), "nothing is paid");
+
+    let p: Policy = toml::from_str("schemes = [\"x402-cashu\", \"cashu\"]").unwrap();
+    assert_eq!(p.schemes, vec![SchemeKind::X402Cashu, SchemeKind::Cashu]);
+    let text = toml::to_string(&p).unwrap();
+    assert!(
+        text.contains("schemes = [\"x402-cashu\", \"cashu\"]"),
+        "{text}"
+    );
+    assert!(toml::from_str::<Policy>("schemes = [\"bitcoin\"]").is_err());
+}

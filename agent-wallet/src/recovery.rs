@@ -1,5 +1,5 @@
 //! Crash recovery, run by every [`AgentWallet::open`]: finish cdk's interrupted sagas, then
-//! settle every payment left in the outbox.
+//! settle every payment left in the outbox (token sends and L402 melts).
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -52,7 +52,8 @@ impl AgentWallet {
             .into_iter()
             .filter(|s| !matches!(s.state, WalletSagaState::Send(SendSagaState::TokenCreated)))
             .collect();
-        if outbox.is_empty() && sagas.is_empty() {
+        let melts = self.store.melt_outbox()?;
+        if outbox.is_empty() && sagas.is_empty() && melts.is_empty() {
             return Ok(report);
         }
 
@@ -64,6 +65,7 @@ impl AgentWallet {
                     .iter()
                     .filter_map(|r| MintUrl::from_str(&r.mint).ok()),
             )
+            .chain(melts.iter().filter_map(|r| MintUrl::from_str(&r.mint).ok()))
             .collect();
         for mint in mints {
             let wallet = self.wallet_for(&mint)?;
@@ -103,6 +105,9 @@ impl AgentWallet {
                 }
             }
         }
+        let (resolved, still_pending) = self.recover_melts().await?;
+        report.resolved.extend(resolved);
+        report.still_pending += still_pending;
         Ok(report)
     }
 }

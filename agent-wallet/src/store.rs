@@ -43,6 +43,24 @@ CREATE TABLE IF NOT EXISTS outbox (
     locked       INTEGER NOT NULL,
     updated      INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS melt_outbox (
+    id           TEXT PRIMARY KEY REFERENCES ledger (id),
+    mint         TEXT NOT NULL,
+    operation_id TEXT NOT NULL,
+    quote_id     TEXT NOT NULL,
+    macaroon     TEXT NOT NULL,
+    origin       TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    updated      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS l402_credentials (
+    origin   TEXT NOT NULL,
+    scope    TEXT NOT NULL,
+    macaroon TEXT NOT NULL,
+    preimage TEXT NOT NULL,
+    time     INTEGER NOT NULL,
+    PRIMARY KEY (origin, scope)
+);
 CREATE TABLE IF NOT EXISTS imports (
     y     TEXT PRIMARY KEY,
     state TEXT NOT NULL,

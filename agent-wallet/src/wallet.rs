@@ -35,6 +35,9 @@ pub struct WalletOptions {
     pub request_timeout: Duration,
     /// Longest time crash recovery may talk to one mint when opening.
     pub recovery_timeout: Duration,
+    /// Longest wait for an L402 melt (a Lightning payment) to settle; a melt still pending
+    /// then stays in the outbox and the next open settles it.
+    pub melt_deadline: Duration,
     /// Sat kept beyond a payment's need after drawing from an allowance (default: config's).
     pub allowance_float: Option<u64>,
 }
@@ -47,6 +50,7 @@ impl WalletOptions {
             policy: None,
             request_timeout: Duration::from_secs(60),
             recovery_timeout: Duration::from_secs(20),
+            melt_deadline: Duration::from_secs(120),
             allowance_float: None,
         }
     }
@@ -91,6 +95,7 @@ pub struct AgentWallet {
     pub(crate) store: Store,
     pub(crate) http: reqwest::Client,
     pub(crate) recovery_timeout: Duration,
+    pub(crate) melt_deadline: Duration,
     pub(crate) allowance_float: u64,
 }
 
@@ -140,6 +145,7 @@ impl AgentWallet {
             store,
             http,
             recovery_timeout: options.recovery_timeout,
+            melt_deadline: options.melt_deadline,
             allowance_float: options.allowance_float.unwrap_or(config.allowance.float),
         };
         if let Some(mint) = home_mint {

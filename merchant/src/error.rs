@@ -45,6 +45,12 @@ pub enum PaywallError {
     Replay,
     #[error("the mint refused the token: {0}")]
     Refused(String),
+    /// A bad L402 credential: answered 401 with fresh challenges.
+    #[error("the L402 credential is refused: {0}")]
+    L402Invalid(String),
+    /// An authentic L402 credential without a preimage whose invoice is not paid.
+    #[error("the L402 invoice is not paid")]
+    L402Unpaid,
     /// The mint could not be reached; `detail` is for the log only.
     #[error("the mint cannot be reached ({detail})")]
     MintUnavailable { detail: String },
@@ -56,7 +62,10 @@ pub enum PaywallError {
 impl PaywallError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::PaymentRequired | Self::Insufficient { .. } => StatusCode::PAYMENT_REQUIRED,
+            Self::PaymentRequired | Self::Insufficient { .. } | Self::L402Unpaid => {
+                StatusCode::PAYMENT_REQUIRED
+            }
+            Self::L402Invalid(_) => StatusCode::UNAUTHORIZED,
             Self::Malformed(_)
             | Self::MintNotAccepted { .. }
             | Self::UnitMismatch { .. }
@@ -80,6 +89,8 @@ impl PaywallError {
             Self::DleqInvalid(_) => codes::DLEQ_INVALID,
             Self::Replay => codes::TOKEN_SPENT,
             Self::Refused(_) => codes::TOKEN_REFUSED,
+            Self::L402Invalid(_) => codes::L402_INVALID,
+            Self::L402Unpaid => codes::L402_UNPAID,
             Self::MintUnavailable { .. } => codes::MINT_UNAVAILABLE,
             Self::Internal { .. } => codes::INTERNAL,
         }
@@ -107,12 +118,37 @@ pub fn x_cashu() -> HeaderName {
     HeaderName::from_static("x-cashu")
 }
 
-/// Turns a refusal into the HTTP answer: status, JSON body, `Cache-Control: no-store`, the fresh
-/// `challenge` on 4xx answers, `Retry-After` on 503. The only place a [`PaywallError`] becomes
-/// a response; 5xx causes are logged here.
+/// The fresh challenges a refusal carries: headers (`X-Cashu`, `WWW-Authenticate: L402`,
+/// `PAYMENT-REQUIRED`) and the x402 v1 fields merged into the JSON error body.
+#[derive(Debug, Clone, Default)]
+pub struct Challenges {
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `{"x402Version": 1, "error": ..., "accepts": [...]}` fields, added beside `detail`/`code`.
+    pub x402_v1: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Turns a refusal into the HTTP answer with one `X-Cashu` challenge (see
+/// [`refusal_response_with`]).
 pub fn refusal_response(
     error: &PaywallError,
     challenge: Option<&HeaderValue>,
+    retry_after: Duration,
+) -> Response {
+    let challenges = Challenges {
+        headers: challenge
+            .map(|c| vec![(x_cashu(), c.clone())])
+            .unwrap_or_default(),
+        x402_v1: None,
+    };
+    refusal_response_with(error, &challenges, retry_after)
+}
+
+/// Turns a refusal into the HTTP answer: status, JSON body, `Cache-Control: no-store`, the fresh
+/// challenges on 4xx answers, `Retry-After` on 503. The only place a [`PaywallError`] becomes
+/// a response; 5xx causes are logged here.
+pub fn refusal_response_with(
+    error: &PaywallError,
+    challenges: &Challenges,
     retry_after: Duration,
 ) -> Response {
     let status = error.status();
@@ -123,15 +159,37 @@ pub fn refusal_response(
         }
         other => tracing::debug!(code = other.code(), error = %other, "credential refused"),
     }
-    let mut response = json_error(status, error.code(), error.public_detail());
+    let offers = error.offers_challenge();
+    let mut response = match (&challenges.x402_v1, offers) {
+        (Some(fields), true) => {
+            let mut body = serde_json::Map::new();
+            body.insert("detail".into(), error.public_detail().into());
+            body.insert("code".into(), error.code().into());
+            body.extend(fields.clone());
+            let mut r = (status, Json(serde_json::Value::Object(body))).into_response();
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        _ => json_error(status, error.code(), error.public_detail()),
+    };
     let headers = response.headers_mut();
-    if error.offers_challenge() {
-        if let Some(challenge) = challenge {
-            headers.insert(x_cashu(), challenge.clone());
-            headers.insert(
-                HeaderName::from_static("access-control-expose-headers"),
-                HeaderValue::from_static(X_CASHU),
-            );
+    if offers && !challenges.headers.is_empty() {
+        let mut exposed: Vec<&str> = Vec::new();
+        for (name, value) in &challenges.headers {
+            headers.append(name.clone(), value.clone());
+            let shown = match name.as_str() {
+                "x-cashu" => X_CASHU,
+                "www-authenticate" => "WWW-Authenticate",
+                "payment-required" => "PAYMENT-REQUIRED",
+                _ => continue,
+            };
+            if !exposed.contains(&shown) {
+                exposed.push(shown);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&exposed.join(", ")) {
+            headers.insert(HeaderName::from_static("access-control-expose-headers"), v);
         }
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -22,7 +22,6 @@ use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::error::x_cashu;
 use crate::paywall::{Offer, Paid, Paywall};
 
 /// Charges one [`Offer`] for every request through the wrapped service.
@@ -86,14 +85,15 @@ where
         let paywall = self.paywall.clone();
         let offer = self.offer.clone();
         Box::pin(async move {
-            match paywall.authorize(&offer, req.headers()).await {
+            let path = req.uri().path().to_string();
+            match paywall.authorize(&offer, req.headers(), &path).await {
                 Ok(paid) => {
-                    req.headers_mut().remove(x_cashu());
+                    crate::paywall::strip_credentials(req.headers_mut());
                     req.extensions_mut().insert::<Paid>(paid);
                     let response = inner.oneshot(req).await?;
                     Ok(response.into_response())
                 }
-                Err(error) => Ok(paywall.refusal(&offer, &error)),
+                Err(error) => Ok(paywall.refusal(&offer, &error, &path).await),
             }
         })
     }

@@ -4,14 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
+use cashu_402::l402::L402Challenge;
+use cashu_402::x402::{PaymentPayload, PaymentRequired, PaymentRequirements, X402Version};
 use cashu_402::Challenge;
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, PublicKey};
 use cdk::Amount;
 
-use crate::error::{refusal_response, x_cashu, PaywallError};
+use crate::error::{refusal_response_with, x_cashu, Challenges, PaywallError};
+use crate::l402::{L402Options, L402State};
 use crate::layer::PaywallLayer;
 use crate::merchant::Merchant;
 use crate::{redeem, verify};
@@ -81,6 +84,32 @@ impl Offer {
     }
 }
 
+/// Which 402 schemes a paywall offers and accepts. Cashu (`X-Cashu`) and x402-cashu cost
+/// nothing to offer; L402 creates a mint quote at the mint for every challenge, so it is off by
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schemes {
+    /// NUT-24 `X-Cashu`.
+    pub cashu: bool,
+    /// `WWW-Authenticate: L402` with an invoice from the merchant's mint.
+    pub l402: bool,
+    /// x402 with our `cashu` scheme: `PAYMENT-REQUIRED` (v2) and the v1 JSON body.
+    pub x402: bool,
+}
+
+impl Default for Schemes {
+    fn default() -> Self {
+        Self {
+            cashu: true,
+            l402: false,
+            x402: true,
+        }
+    }
+}
+
+/// How long a client may take to pay an x402 offer (`maxTimeoutSeconds`).
+pub const X402_TIMEOUT_SECS: u64 = 60;
+
 /// Defaults every route of one paywall shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaywallOptions {
@@ -96,6 +125,10 @@ pub struct PaywallOptions {
     /// Longest a redemption (the swap at the mint) may take before the request gets a 503 and
     /// the redemption is treated as in doubt.
     pub redeem_timeout: Duration,
+    /// The schemes offered and accepted.
+    pub schemes: Schemes,
+    /// L402 settings (service name, how long a paid credential is valid).
+    pub l402: L402Options,
 }
 
 impl PaywallOptions {
@@ -107,7 +140,19 @@ impl PaywallOptions {
             require_dleq: false,
             retry_after: Duration::from_secs(5),
             redeem_timeout: Duration::from_secs(30),
+            schemes: Schemes::default(),
+            l402: L402Options::default(),
         }
+    }
+
+    pub fn schemes(mut self, schemes: Schemes) -> Self {
+        self.schemes = schemes;
+        self
+    }
+
+    pub fn l402(mut self, l402: L402Options) -> Self {
+        self.l402 = l402;
+        self
     }
 
     /// Requires (or not) tokens locked to the merchant's key, and with them DLEQ proofs.
@@ -152,6 +197,7 @@ pub struct Paid {
 pub struct Paywall {
     merchant: Merchant,
     options: Arc<PaywallOptions>,
+    l402: Arc<L402State>,
 }
 
 impl Paywall {
@@ -159,6 +205,7 @@ impl Paywall {
         Self {
             merchant,
             options: Arc::new(options),
+            l402: Arc::new(L402State::default()),
         }
     }
 
@@ -190,25 +237,149 @@ impl Paywall {
         PaywallLayer::new(self.clone(), offer)
     }
 
-    /// Checks the request's `X-Cashu` credential against `offer` and redeems it at the mint.
-    /// `Ok` only once the ecash is in the merchant's wallet.
+    /// Checks the request's credential against `offer` and redeems it: `Authorization: L402`
+    /// (verified, its quote claimed once), `X-Cashu`, or x402's `PAYMENT-SIGNATURE` /
+    /// `X-PAYMENT` (the token inside goes through the same checks as `X-Cashu`). `Ok` only
+    /// once the payment is the merchant's. `path` is the request path (L402 scope).
     pub async fn authorize(
         &self,
         offer: &Offer,
         headers: &HeaderMap,
+        path: &str,
     ) -> Result<Paid, PaywallError> {
-        let Some(header) = headers.get(x_cashu()) else {
+        let schemes = self.options.schemes;
+        if schemes.l402 {
+            let l402 = headers
+                .get_all(axum::http::header::AUTHORIZATION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| {
+                    let scheme = v.trim_start().split(' ').next().unwrap_or("");
+                    scheme.eq_ignore_ascii_case("L402") || scheme.eq_ignore_ascii_case("LSAT")
+                });
+            if let Some(header) = l402 {
+                return self
+                    .l402
+                    .authorize(&self.merchant, &self.options.l402, offer, path, header)
+                    .await;
+            }
+        }
+        let token = if let Some(header) = headers.get(x_cashu()).filter(|_| schemes.cashu) {
+            header.clone()
+        } else if let Some(header) = [X402Version::V2, X402Version::V1]
+            .iter()
+            .find_map(|v| headers.get(v.credential_header()))
+            .filter(|_| schemes.x402)
+        {
+            x402_token(header)?
+        } else {
             return Err(PaywallError::PaymentRequired);
         };
-        let checked = verify::check(&self.merchant, offer, header).await?;
+        let checked = verify::check(&self.merchant, offer, &token).await?;
         redeem::redeem(&self.merchant, checked, self.options.redeem_timeout).await
     }
 
-    /// The answer to a refused request: the error, a fresh challenge, `Retry-After` on a 503.
-    pub fn refusal(&self, offer: &Offer, error: &PaywallError) -> Response {
-        match offer.challenge_header() {
-            Ok(challenge) => refusal_response(error, Some(&challenge), self.options.retry_after),
-            Err(e) => refusal_response(&e, None, self.options.retry_after),
+    /// The answer to a refused request: the error, fresh challenges of every enabled scheme
+    /// (an L402 challenge needs a mint quote; if the mint cannot give one, it is left out),
+    /// `Retry-After` on a 503.
+    pub async fn refusal(&self, offer: &Offer, error: &PaywallError, path: &str) -> Response {
+        let retry = self.options.retry_after;
+        if !error.status().is_client_error() {
+            return refusal_response_with(error, &Challenges::default(), retry);
+        }
+        match self.challenges(offer, path).await {
+            Ok(c) => refusal_response_with(error, &c, retry),
+            Err(e) => refusal_response_with(&e, &Challenges::default(), retry),
         }
     }
+
+    /// Every enabled scheme's challenge for `offer`.
+    pub async fn challenges(&self, offer: &Offer, path: &str) -> Result<Challenges, PaywallError> {
+        let schemes = self.options.schemes;
+        let mut out = Challenges::default();
+        if schemes.cashu {
+            out.headers.push((x_cashu(), offer.challenge_header()?));
+        }
+        if schemes.l402 {
+            match self
+                .l402
+                .issue(&self.merchant, &self.options.l402, offer, path)
+                .await
+            {
+                Ok(c) => out.headers.push((
+                    axum::http::header::WWW_AUTHENTICATE,
+                    header_value(&L402Challenge::encode(&c))?,
+                )),
+                Err(e) => tracing::warn!("no L402 challenge: {e}"),
+            }
+        }
+        if schemes.x402 {
+            let challenge = offer.challenge();
+            let entry = |v| {
+                PaymentRequirements::for_cashu(&challenge, v, Some(path), X402_TIMEOUT_SECS)
+                    .map_err(|e| PaywallError::Internal {
+                        detail: format!("x402 entry: {e}"),
+                    })
+            };
+            let v2 = PaymentRequired {
+                x402_version: 2,
+                error: Some("payment required".into()),
+                resource: Some(serde_json::json!({ "url": path })),
+                accepts: vec![entry(X402Version::V2)?],
+                extensions: None,
+            };
+            out.headers.push((
+                HeaderName::from_static("payment-required"),
+                header_value(&v2.to_header())?,
+            ));
+            let mut v1 = serde_json::Map::new();
+            v1.insert("x402Version".into(), 1.into());
+            v1.insert("error".into(), "X-PAYMENT header is required".into());
+            v1.insert(
+                "accepts".into(),
+                serde_json::to_value(vec![entry(X402Version::V1)?]).unwrap_or_default(),
+            );
+            out.x402_v1 = Some(v1);
+        }
+        Ok(out)
+    }
+}
+
+/// Removes every payment credential (`X-Cashu`, x402's headers, an L402 `Authorization`) so
+/// that the service behind the paywall never sees them.
+pub fn strip_credentials(headers: &mut HeaderMap) {
+    headers.remove(x_cashu());
+    headers.remove("payment-signature");
+    headers.remove("x-payment");
+    let is_l402 = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let scheme = v.trim_start().split(' ').next().unwrap_or("");
+            scheme.eq_ignore_ascii_case("L402") || scheme.eq_ignore_ascii_case("LSAT")
+        })
+        .unwrap_or(false);
+    if is_l402 {
+        headers.remove(axum::http::header::AUTHORIZATION);
+    }
+}
+
+fn header_value(s: &str) -> Result<HeaderValue, PaywallError> {
+    HeaderValue::from_str(s).map_err(|e| PaywallError::Internal {
+        detail: format!("challenge is not a header value: {e}"),
+    })
+}
+
+/// The `cashuB` token inside an x402 credential, as an `X-Cashu` value.
+fn x402_token(header: &HeaderValue) -> Result<HeaderValue, PaywallError> {
+    let text = header
+        .to_str()
+        .map_err(|_| PaywallError::Malformed("the x402 header is not ASCII".into()))?;
+    let payload =
+        PaymentPayload::from_header(text).map_err(|e| PaywallError::Malformed(e.to_string()))?;
+    let token = payload
+        .cashu_token()
+        .map_err(|e| PaywallError::Malformed(e.to_string()))?;
+    HeaderValue::from_str(&token.to_string())
+        .map_err(|e| PaywallError::Malformed(format!("token: {e}")))
 }

@@ -4,7 +4,8 @@
 //! and the mint melts ecash to Lightning to pay merchants' invoices. This crate wraps cdk's `Mint`
 //! in a daemon: layered configuration ([`config`]), storage ([`storage`]), the seed ([`seed`]),
 //! the Lightning backends ([`lightning`]), and the HTTP API with its operational routes
-//! ([`http`]). The binary in `main.rs` only parses flags, starts tracing, binds and serves.
+//! ([`http`]), and serving until a signal ([`serve`]). The binary in `main.rs` only parses flags,
+//! starts tracing and serves.
 
 pub mod admin;
 pub mod admin_client;
@@ -17,6 +18,7 @@ pub mod lightning;
 pub mod mint_setup;
 pub mod secret;
 pub mod seed;
+pub mod serve;
 pub mod storage;
 
 use std::sync::Arc;
@@ -35,7 +37,7 @@ pub struct App {
     pub admin_token_source: Option<admin::TokenSource>,
     pub mint: Arc<Mint>,
     pub allowances: allowance::Allowances,
-    pub backend: lightning::Backend,
+    pub backend: lightning::ActiveBackend,
     pub storage: String,
     pub lock: data_dir::DataDirLock,
 }
@@ -58,7 +60,15 @@ pub enum AppError {
 
 /// Builds and starts the mint (saga recovery, invoice listeners) and its router.
 pub async fn app(config: &Config) -> Result<App, AppError> {
-    let assembled = mint_setup::assemble(config).await?;
+    app_with(config, None).await
+}
+
+/// [`app`] on an injected payment backend instead of the configured one.
+pub async fn app_with(
+    config: &Config,
+    injected: Option<lightning::InjectedBackend>,
+) -> Result<App, AppError> {
+    let assembled = mint_setup::assemble_with(config, injected).await?;
     assembled.mint.start().await?;
     let metrics = http::metrics::Metrics::new(assembled.backend.name())?;
     let allowances = allowance::Allowances::new(

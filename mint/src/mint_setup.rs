@@ -16,7 +16,9 @@ use cdk::cdk_payment::DynMintPayment;
 use crate::allowance::{AllowanceProcessor, Registry};
 use crate::config::Config;
 use crate::data_dir::{DataDirLock, LockError};
-use crate::lightning::{self, Backend, LightningError, FAKE_BACKEND_WARNING};
+use crate::lightning::{
+    self, ActiveBackend, Backend, InjectedBackend, LightningError, FAKE_BACKEND_WARNING,
+};
 use crate::seed::{self, SeedError, SeedSource};
 use crate::storage::{self, StorageError};
 
@@ -52,7 +54,7 @@ pub struct Assembled {
     pub lightning: DynMintPayment,
     /// The allowance registry, in the mint's database.
     pub registry: Registry,
-    pub backend: Backend,
+    pub backend: ActiveBackend,
     pub storage: String,
     /// Keeps other processes off the data directory while this mint lives.
     pub lock: DataDirLock,
@@ -60,6 +62,14 @@ pub struct Assembled {
 
 /// Builds the mint from `config` (already validated) without starting its background tasks.
 pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
+    assemble_with(config, None).await
+}
+
+/// [`assemble`], paying and receiving through `injected` instead of the configured backend.
+pub async fn assemble_with(
+    config: &Config,
+    injected: Option<InjectedBackend>,
+) -> Result<Assembled, SetupError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StorageError::DataDir {
         path: config.data_dir.clone(),
@@ -76,9 +86,18 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
     }
     seed::check_fingerprint(&storage.kv, &seed).await?;
 
-    let backend = config.lightning.backend;
-    let processor =
-        lightning::build(&config.lightning, &config.data_dir, storage.kv.clone()).await?;
+    let (backend, processor, label) = match injected {
+        Some(i) => (
+            ActiveBackend::Injected(i.name),
+            i.processor,
+            Some((i.label, i.warning)),
+        ),
+        None => (
+            ActiveBackend::Configured(config.lightning.backend),
+            lightning::build(&config.lightning, &config.data_dir, storage.kv.clone()).await?,
+            None,
+        ),
+    };
 
     let registry = Registry::new(storage.kv.clone());
     let mut builder = MintBuilder::new(storage.db.clone())
@@ -127,7 +146,7 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
         )
         .await?;
 
-    let mut info = configured_info(config, builder.current_mint_info());
+    let mut info = configured_info(config, builder.current_mint_info(), label);
     // Draws are mint quotes only: nothing melts through the allowance method.
     info.nuts
         .nut05
@@ -159,8 +178,9 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
     })
 }
 
-/// The builder's info with the operator's texts, and the fake-backend label when it applies.
-fn configured_info(config: &Config, mut info: MintInfo) -> MintInfo {
+/// The builder's info with the operator's texts, and the fake-backend label when it applies
+/// (or the injected backend's `label`).
+fn configured_info(config: &Config, mut info: MintInfo, label: Option<(&str, String)>) -> MintInfo {
     let i = &config.info;
     info.name = Some(i.name.clone());
     info.description = Some(i.description.clone());
@@ -176,7 +196,11 @@ fn configured_info(config: &Config, mut info: MintInfo) -> MintInfo {
         contact.push(ContactInfo::new("nostr".into(), npub.clone()));
     }
     info.contact = (!contact.is_empty()).then_some(contact);
-    if config.lightning.backend == Backend::Fake {
+    if let Some((label, warning)) = label {
+        info.name = Some(format!("{} [{label}]", i.name));
+        info.description = Some(format!("[{label}] {}", i.description));
+        info.motd = Some(warning);
+    } else if config.lightning.backend == Backend::Fake {
         info.name = Some(format!("{} [FAKE LIGHTNING]", i.name));
         info.description = Some(format!("[FAKE LIGHTNING, NOT MONEY] {}", i.description));
         info.motd = Some(match &i.motd {

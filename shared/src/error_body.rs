@@ -81,6 +81,8 @@ pub mod codes {
     pub const TOKEN_SPENT: u32 = 40207;
     pub const TOKEN_REFUSED: u32 = 40208;
     pub const MINT_UNAVAILABLE: u32 = 50300;
+    pub const L402_UNPAID: u32 = 40209;
+    pub const L402_INVALID: u32 = 40100;
 
     pub const ALLOWANCE_UNKNOWN: u32 = 40300;
     pub const ALLOWANCE_BAD_SIGNATURE: u32 = 40301;

@@ -11,7 +11,14 @@ pub use cdk::Amount;
 
 pub mod allowance;
 pub mod error_body;
+pub mod l402;
+pub mod macaroon;
 pub mod nut24;
+pub mod offers;
 pub mod seed_file;
+pub mod www_auth;
+pub mod x402;
 
+pub use l402::{L402Challenge, L402Credential, Preimage};
 pub use nut24::{parse_credential, Challenge, X_CASHU};
+pub use offers::{Offer, Offers, SchemeKind};

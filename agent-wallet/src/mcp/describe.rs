@@ -33,19 +33,33 @@ pub fn limits(policy: &Policy) -> String {
     )
 }
 
+/// The policy's scheme preference, e.g. `cashu, l402, x402-cashu`.
+fn schemes(policy: &Policy) -> String {
+    let names: Vec<&str> = policy.schemes.iter().map(|s| s.as_str()).collect();
+    if names.is_empty() {
+        "(none: every 402 is refused)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// The description of tool `name`, or `None` for a tool this file does not know.
 pub fn tool(name: &str, policy: &Policy) -> Option<String> {
     let text = match name {
         "fetch" => format!(
             "Send an HTTP request and return the final answer: status, headers, body, and what \
              it cost (cost, in sat, and the payment's ledger row). If the server answers \
-             402 Payment Required with a Cashu X-Cashu challenge (NUT-24), the wallet pays \
-             the price it asks from its ecash and retries, only if the spending policy \
-             allows. Cost: the server's price plus small mint fees; an answer other than 402 \
-             costs nothing. {} Set max_cost to cap this one call lower. A payment the policy \
+             402 Payment Required, the wallet pays one of its offers from its ecash and \
+             retries, only if the spending policy allows: a Cashu X-Cashu challenge (NUT-24), \
+             an L402 invoice (paid by melting ecash at the mint; the Lightning fee reserve \
+             counts against the limits, and the credential is reused for later requests to \
+             the same site and directory) or an x402 `cashu` offer, preferred in the order \
+             {}. Cost: the server's price plus small mint fees (plus the Lightning fee for \
+             L402); an answer other than 402 costs nothing. {} Set max_cost to cap this one call lower. A payment the policy \
              refuses spends nothing and comes back as an error result with the reason; an \
              answer >= 400 is an error result too (if the server did not take the token, the \
              wallet takes it back). Call budget first to see what is left.",
+            schemes(policy),
             limits(policy)
         ),
         "balance" => "The ecash the wallet holds, in sat, in all and per mint. Free: no \
@@ -97,12 +111,14 @@ mod tests {
             max_total: None,
             allowed_hosts: vec!["api.example.com".into()],
             allowed_mints: vec!["*".into()],
+            schemes: vec![cashu_402::SchemeKind::L402],
         };
         let fetch = tool("fetch", &policy).unwrap();
         assert!(fetch.contains("at most 7 sat per request"), "{fetch}");
         assert!(fetch.contains("at most 70 sat per host"), "{fetch}");
         assert!(fetch.contains("no cap in all"), "{fetch}");
         assert!(fetch.contains("api.example.com"), "{fetch}");
+        assert!(fetch.contains("preferred in the order l402."), "{fetch}");
         for name in ["balance", "budget", "ledger", "receive"] {
             assert!(tool(name, &policy).is_some(), "{name}");
         }

@@ -13,3 +13,4 @@ mod mcp;
 mod mcp_readme;
 mod payments;
 mod policy;
+mod schemes;

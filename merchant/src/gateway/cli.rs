@@ -30,6 +30,12 @@ pub struct GatewayArgs {
     /// Require tokens P2PK-locked to the merchant's key (`--lock` or `--lock=false`).
     #[arg(long, env = "MERCHANT_GATEWAY_LOCK", num_args = 0..=1, default_missing_value = "true")]
     pub lock: Option<bool>,
+    /// Offer and accept L402 (`--l402` or `--l402=false`).
+    #[arg(long, env = "MERCHANT_GATEWAY_L402", num_args = 0..=1, default_missing_value = "true")]
+    pub l402: Option<bool>,
+    /// Offer and accept x402 `cashu` (`--x402=false` to turn it off).
+    #[arg(long, env = "MERCHANT_GATEWAY_X402", num_args = 0..=1, default_missing_value = "true")]
+    pub x402: Option<bool>,
     /// What to do with requests no price rule matches.
     #[arg(long, env = "MERCHANT_GATEWAY_UNPRICED")]
     pub unpriced: Option<Unpriced>,
@@ -65,6 +71,12 @@ impl GatewayArgs {
         }
         if let Some(lock) = self.lock {
             config.lock = lock;
+        }
+        if let Some(l402) = self.l402 {
+            config.l402 = l402;
+        }
+        if let Some(x402) = self.x402 {
+            config.x402 = x402;
         }
         if let Some(unpriced) = self.unpriced {
             config.unpriced = unpriced;

@@ -8,6 +8,11 @@
 //! mints = ["https://mint.example.com"]
 //! lock = false              # require tokens P2PK-locked to the merchant's key
 //! unpriced = "free"         # or "refuse": what happens to paths no [[price]] matches
+//! cashu = true              # offer/accept NUT-24 X-Cashu
+//! x402 = true               # offer/accept x402 `cashu` (PAYMENT-REQUIRED, v1 body)
+//! l402 = false              # offer/accept L402 (one mint quote per challenge)
+//! l402_service = "paywall"  # service name in L402 macaroon caveats
+//! l402_validity_secs = 3600 # how long a paid L402 credential may be reused
 //!
 //! [[price]]
 //! method = "GET"            # optional: any method when absent
@@ -57,6 +62,16 @@ pub struct GatewayConfig {
     /// Require DLEQ proofs; defaults to `lock`.
     pub require_dleq: Option<bool>,
     pub unpriced: Unpriced,
+    /// Offer and accept NUT-24 `X-Cashu`.
+    pub cashu: bool,
+    /// Offer and accept x402 with the `cashu` scheme.
+    pub x402: bool,
+    /// Offer and accept L402 (each challenge creates a mint quote at the first mint).
+    pub l402: bool,
+    /// Service name in L402 macaroon caveats.
+    pub l402_service: String,
+    /// How long a paid L402 credential may be reused, in seconds.
+    pub l402_validity_secs: u64,
     /// `Retry-After` of a 503 when the mint is unreachable, in seconds.
     pub retry_after_secs: u64,
     /// Longest a redemption at the mint may take before the request gets a 503, in seconds.
@@ -123,6 +138,11 @@ impl Default for GatewayConfig {
             lock: false,
             require_dleq: None,
             unpriced: Unpriced::Free,
+            cashu: true,
+            x402: true,
+            l402: false,
+            l402_service: "paywall".into(),
+            l402_validity_secs: 3600,
             retry_after_secs: 5,
             redeem_timeout_secs: 30,
             body_limit_bytes: 10 * 1024 * 1024,
@@ -189,6 +209,20 @@ impl GatewayConfig {
             return Err(invalid("mints", "name at least one accepted mint"));
         }
         self.mint_urls()?;
+        if !(self.cashu || self.x402 || self.l402) {
+            return Err(invalid("cashu", "enable at least one of cashu, x402, l402"));
+        }
+        if self.l402_service.is_empty()
+            || !self
+                .l402_service
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(invalid("l402_service", "letters, digits and - only"));
+        }
+        if self.l402_validity_secs == 0 {
+            return Err(invalid("l402_validity_secs", "must be positive"));
+        }
         for rule in &self.prices {
             if !rule.path_prefix.starts_with('/') {
                 return Err(invalid(
@@ -253,6 +287,35 @@ amount = 20
 threshold_sat = 100
 command = "cat invoice.txt"
 "#;
+
+    #[test]
+    fn scheme_switches_default_and_validate() {
+        let c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
+        assert_eq!((c.cashu, c.x402, c.l402), (true, true, false));
+        assert_eq!(c.l402_validity_secs, 3600);
+        let text = format!("{EXAMPLE}\n");
+        let text = text.replacen(
+            "unpriced = \"refuse\"",
+            "unpriced = \"refuse\"\nl402 = true\nl402_service = \"weather-api\"\nl402_validity_secs = 60",
+            1,
+        );
+        let c = GatewayConfig::from_toml(&text, Path::new("x.toml")).unwrap();
+        c.validate().unwrap();
+        assert!(c.l402);
+        assert_eq!(c.l402_service, "weather-api");
+        let none = GatewayConfig {
+            cashu: false,
+            x402: false,
+            l402: false,
+            ..c.clone()
+        };
+        assert!(none.validate().is_err(), "at least one scheme");
+        let bad = GatewayConfig {
+            l402_service: "a b".into(),
+            ..c
+        };
+        assert!(bad.validate().is_err());
+    }
 
     #[test]
     fn the_documented_shape_parses_and_validates() {

@@ -22,8 +22,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::json_error;
+use crate::l402::L402Options;
 use crate::merchant::Merchant;
-use crate::paywall::{Paywall, PaywallOptions};
+use crate::paywall::{Paywall, PaywallOptions, Schemes};
 pub use config::{ConfigError, GatewayConfig, PriceRule, Unpriced};
 pub use pricing::PriceTable;
 
@@ -59,7 +60,16 @@ impl GatewayState {
             .locked(lock)
             .require_dleq(config.require_dleq.unwrap_or(lock))
             .retry_after(Duration::from_secs(config.retry_after_secs))
-            .redeem_timeout(Duration::from_secs(config.redeem_timeout_secs));
+            .redeem_timeout(Duration::from_secs(config.redeem_timeout_secs))
+            .schemes(Schemes {
+                cashu: config.cashu,
+                l402: config.l402,
+                x402: config.x402,
+            })
+            .l402(L402Options {
+                service: config.l402_service.clone(),
+                validity: Duration::from_secs(config.l402_validity_secs),
+            });
         let paywall = Paywall::new(merchant, options);
         let table = PriceTable::new(config, &paywall)?;
         let timeout = Duration::from_secs(config.upstream_timeout_secs);
@@ -107,13 +117,17 @@ async fn handle(State(state): State<GatewayState>, req: Request<Body>) -> Respon
         );
     }
     match s.table.find(req.method(), req.uri().path()) {
-        Some(offer) => match s.paywall.authorize(offer, req.headers()).await {
+        Some(offer) => match s
+            .paywall
+            .authorize(offer, req.headers(), req.uri().path())
+            .await
+        {
             Ok(paid) => {
                 tracing::info!(path = %req.uri().path(), value = %paid.value, unit = %paid.unit,
                     "paid request forwarded");
                 proxy::forward(&s.client, &s.upstream, req).await
             }
-            Err(e) => s.paywall.refusal(offer, &e),
+            Err(e) => s.paywall.refusal(offer, &e, req.uri().path()).await,
         },
         None => match s.unpriced {
             Unpriced::Free => proxy::forward(&s.client, &s.upstream, req).await,

@@ -11,7 +11,7 @@ use axum::response::Response;
 use cashu_402::error_body::codes;
 use futures::TryStreamExt;
 
-use crate::error::{json_error, x_cashu};
+use crate::error::json_error;
 
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -60,7 +60,7 @@ pub async fn forward(
 
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    headers.remove(x_cashu());
+    crate::paywall::strip_credentials(&mut headers);
     if let Some(host) = headers.remove(HOST) {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
+pub mod l402;
 pub mod replay;
 pub mod settlements;
 
@@ -71,6 +72,18 @@ CREATE TABLE IF NOT EXISTS settlements (
     detail      TEXT,
     source      TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS l402_quotes (
+    payment_hash TEXT PRIMARY KEY,
+    quote_id     TEXT NOT NULL,
+    mint_url     TEXT NOT NULL,
+    unit         TEXT NOT NULL,
+    amount       INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    claimed_at   INTEGER
+);
+CREATE INDEX IF NOT EXISTS l402_quotes_state ON l402_quotes(state, expires_at);
 ";
 
 impl Store {

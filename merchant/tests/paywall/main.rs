@@ -6,8 +6,10 @@
 mod binaries;
 mod challenge;
 mod gateway;
+mod l402;
 mod outage;
 mod payments;
 mod process;
 mod settlement;
 mod support;
+mod x402;

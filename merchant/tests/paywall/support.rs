@@ -60,6 +60,9 @@ pub struct TestMint {
     db_path: PathBuf,
     seed: [u8; 64],
     running: Option<Running>,
+    /// Seconds the fake Lightning backend waits before it pays an invoice the mint issued
+    /// (takes effect at the next [`TestMint::restart`]).
+    pub payment_delay: u64,
 }
 
 impl TestMint {
@@ -79,6 +82,7 @@ impl TestMint {
             db_path: dir.join("mint.sqlite"),
             seed,
             running: None,
+            payment_delay: 0,
         };
         mint.serve(listener).await;
         mint
@@ -109,7 +113,7 @@ impl TestMint {
             },
             HashMap::default(),
             HashSet::default(),
-            0,
+            self.payment_delay,
             CurrencyUnit::Sat,
         );
         builder

@@ -23,7 +23,7 @@ use tracing::Level;
 
 use crate::allowance::Allowances;
 use crate::config::HttpConfig;
-use crate::lightning::Backend;
+use crate::lightning::ActiveBackend;
 use metrics::Metrics;
 
 /// What the routes need.
@@ -31,7 +31,7 @@ use metrics::Metrics;
 pub struct AppState {
     pub mint: Arc<Mint>,
     pub allowances: Allowances,
-    pub backend: Backend,
+    pub backend: ActiveBackend,
     pub metrics: Metrics,
 }
 

@@ -20,6 +20,37 @@ use cdk_common::database::DynKVStore;
 
 pub use settings::{Backend, ClnConfig, FakeConfig, LdkNodeConfig, LightningConfig, LndConfig};
 
+/// A payment backend that a program embedding the mint supplies in place of the configured one.
+/// The configuration cannot name it: the `allowance-mint` binary never injects one. The test
+/// support crate uses it to run the real mint on a simulated Lightning network.
+#[derive(Clone)]
+pub struct InjectedBackend {
+    /// Names the backend in `/ready`, metrics and logs.
+    pub name: &'static str,
+    /// A short label for the mint's name and description in `/v1/info` (e.g. `SIMULATED
+    /// LIGHTNING`), as `FAKE LIGHTNING` labels the fake backend.
+    pub label: &'static str,
+    /// The notice in `/v1/info`'s motd and the start-up log.
+    pub warning: String,
+    pub processor: DynMintPayment,
+}
+
+/// The backend a running mint uses: the configured one, or an injected one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveBackend {
+    Configured(Backend),
+    Injected(&'static str),
+}
+
+impl ActiveBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Configured(backend) => backend.name(),
+            Self::Injected(name) => name,
+        }
+    }
+}
+
 /// The warning that labels a mint running on the fake backend, at start-up and in `/v1/info`.
 pub const FAKE_BACKEND_WARNING: &str = "FAKE LIGHTNING BACKEND: invoices are never really paid \
 and this ecash is worth nothing. For testing only.";

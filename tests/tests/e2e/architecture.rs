@@ -1,10 +1,15 @@
 //! DESIGN.md §2: dependency arrows point only at `shared` (`cashu-402`). The mint, the wallet
 //! and the merchant never depend on one another; only the test crate may depend on all.
+//! The simulated Lightning network (`tests/lnsim`) is test support: only the test crate uses it,
+//! and it never reaches the release mint binary.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
 const ROLES: &[&str] = &["allowance-mint", "agent-wallet", "merchant"];
+/// Test support crates, and the only crates that may depend on them.
+const TEST_SUPPORT: &[&str] = &["lnsim"];
+const TEST_CRATES: &[&str] = &["e2e"];
 
 #[test]
 fn roles_depend_only_on_shared() {
@@ -38,6 +43,7 @@ fn roles_depend_only_on_shared() {
         "agent-wallet",
         "merchant",
         "e2e",
+        "lnsim",
     ] {
         assert!(
             members.iter().any(|m| m == expected),
@@ -68,5 +74,23 @@ fn roles_depend_only_on_shared() {
                 "{role} depends on {dep}; only `shared` is allowed"
             );
         }
+    }
+    for (package, deps) in &arrows {
+        for support in TEST_SUPPORT {
+            assert!(
+                !deps.iter().any(|d| d == support) || TEST_CRATES.contains(&package.as_str()),
+                "{package} depends on the test support crate {support}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_release_mint_binary_has_no_simulated_lightning() {
+    let bytes = std::fs::read(crate::support::mint_binary()).unwrap();
+    // std's (optimized) UTF-8 and substring search: a byte loop here is slow in a debug build.
+    let text = String::from_utf8_lossy(&bytes);
+    for needle in ["lnsim", "SIMULATED LIGHTNING"] {
+        assert!(!text.contains(needle), "allowance-mint contains {needle:?}");
     }
 }

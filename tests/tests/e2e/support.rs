@@ -67,6 +67,31 @@ impl MintProcess {
         port: u16,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::launch(&mint_binary(), &[], data_dir, config, port, env)
+    }
+
+    /// The real mint with its Lightning backend replaced by node `node` of the simulated
+    /// network at `lnsim_url` (the test-only `allowance-mint-lnsim` binary).
+    pub fn start_lnsim(root: &Path, config: &str, lnsim_url: &str, node: &str) -> Self {
+        let args = ["--lnsim-url", lnsim_url, "--lnsim-node", node];
+        Self::launch(
+            &workspace_binary("allowance-mint-lnsim"),
+            &args,
+            root.join("mint-data"),
+            config,
+            0,
+            &[],
+        )
+    }
+
+    fn launch(
+        program: &Path,
+        extra_args: &[&str],
+        data_dir: PathBuf,
+        config: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
         std::fs::create_dir_all(&data_dir).unwrap();
         let config_file = data_dir.with_extension("toml");
         std::fs::write(&config_file, config).unwrap();
@@ -76,7 +101,8 @@ impl MintProcess {
             .append(true)
             .open(&log_file)
             .unwrap();
-        let mut child = Command::new(mint_binary())
+        let mut child = Command::new(program)
+            .args(extra_args)
             .arg("--config")
             .arg(&config_file)
             .arg("--data-dir")
@@ -91,7 +117,7 @@ impl MintProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
-            .expect("spawn allowance-mint");
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -591,4 +617,32 @@ pub async fn proof_states(wallet: &Wallet, proofs: cdk::nuts::Proofs) -> Vec<cdk
         .into_iter()
         .map(|s| s.state)
         .collect()
+}
+
+/// The simulated Lightning network (`lnsim` binary, test support only) on loopback.
+pub struct LnsimProcess {
+    pub process: ServiceProcess,
+}
+
+impl LnsimProcess {
+    pub fn start(root: &Path) -> Self {
+        std::fs::create_dir_all(root).unwrap();
+        let process = ServiceProcess::start(
+            &workspace_binary("lnsim"),
+            &["--listen", "127.0.0.1:0"],
+            root.join("lnsim.log"),
+        );
+        Self { process }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.process.url
+    }
+
+    /// A client for node `name`, created if new.
+    pub async fn node(&self, name: &str) -> lnsim::client::NodeClient {
+        let node = lnsim::client::NodeClient::new(self.url(), name).unwrap();
+        node.put(&Default::default()).await.unwrap();
+        node
+    }
 }
