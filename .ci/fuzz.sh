@@ -15,6 +15,12 @@ secs="${FUZZ_SECONDS:-20}"
 out="$(mkdir -p "${FUZZ_OUT:-target/fuzz-out}" && cd "${FUZZ_OUT:-target/fuzz-out}" && pwd)"
 flags=(-O -s none --codegen-units 16)
 
+# libfuzzer-sys compiles libFuzzer (C++).
+if ! command -v c++ >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >/dev/null
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --version 0.13.2 --locked
 fi
