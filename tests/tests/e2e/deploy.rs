@@ -228,8 +228,11 @@ fn dockerfile_is_multi_stage_non_root_with_a_health_check() {
         .find(|l| l.starts_with("members = "))
         .unwrap();
     for member in members_line.split('"').skip(1).step_by(2) {
+        // A member inside a copied directory (tests/lnsim in tests) comes along with it.
         assert!(
-            copied.contains(&member),
+            copied
+                .iter()
+                .any(|src| member == *src || member.starts_with(&format!("{src}/"))),
             "workspace member {member} is not copied"
         );
     }
