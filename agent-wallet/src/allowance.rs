@@ -1,5 +1,6 @@
 //! A metered allowance at a mint: the credential the human handed over
-//! ([`AgentWallet::connect_allowance`]) and draws from it ([`AgentWallet::draw`]).
+//! ([`AgentWallet::connect_allowance`]), its status at the mint, and topping the wallet up
+//! from it before a payment. Draws themselves are in `draw.rs`.
 //!
 //! A draw is a NUT-04 mint quote of the custom method `allowance` locked (NUT-20) to the agent
 //! key and signed as `cashu_402::allowance` describes; the mint checks the human's bounds and
@@ -10,23 +11,19 @@
 //! the credential, or from `agent-wallet allowance keygen` (the human then registers the public
 //! key with the mint and the credential carries none).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
-use cashu_402::allowance::{Credential, DrawAuth, METHOD};
+use cashu_402::allowance::Credential;
+use cashu_402::allowance_status::{AgentStatus, StatusRequest, STATUS_PATH};
 use cashu_402::error_body::ErrorBody;
-use cdk::amount::SplitTarget;
 use cdk::mint_url::MintUrl;
-use cdk::nuts::{CurrencyUnit, PaymentMethod, SecretKey};
-use cdk::wallet::MintQuote;
-use cdk::Amount;
+use cdk::nuts::SecretKey;
 use serde::{Deserialize, Serialize};
 
 use crate::error::WalletError;
-use crate::ledger::{LedgerEntry, Outcome, METHOD_DRAW, SCHEME_ALLOWANCE};
-use crate::oplock;
 use crate::store::now_unix;
-use crate::wallet::{new_id, AgentWallet};
+use crate::wallet::AgentWallet;
 
 /// The connected allowance, in the data dir.
 pub const ALLOWANCE_FILE: &str = "allowance.json";
@@ -103,7 +100,9 @@ impl AgentWallet {
             }))
     }
 
-    fn stored_allowance(&self) -> Result<Option<(MintUrl, String, SecretKey)>, WalletError> {
+    pub(crate) fn stored_allowance(
+        &self,
+    ) -> Result<Option<(MintUrl, String, SecretKey)>, WalletError> {
         let path = self.data_dir.join(ALLOWANCE_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -124,31 +123,17 @@ impl AgentWallet {
         self.stored_allowance().ok().flatten().map(|(m, _, _)| m)
     }
 
-    /// Draws `amount` sat from the connected allowance into the wallet.
-    pub async fn draw(&self, amount: u64) -> Result<u64, WalletError> {
+    /// What the connected allowance still lets this wallet draw, as the mint says (a request
+    /// signed with the agent key).
+    pub async fn allowance_status(&self) -> Result<AgentStatus, WalletError> {
         let (mint, id, key) = self.stored_allowance()?.ok_or(WalletError::NoAllowance)?;
-        if amount == 0 {
-            return Err(WalletError::Invalid("amount must be at least 1".into()));
-        }
-        let nonce = new_id();
-        let unit = CurrencyUnit::Sat.to_string();
-        let auth = DrawAuth::sign(&key, &id, amount, &unit, nonce, now_unix())
+        let request = StatusRequest::sign(&key, &id, now_unix())
             .map_err(|e| WalletError::Invalid(e.to_string()))?;
-        let mut body =
-            serde_json::to_value(&auth).map_err(|e| WalletError::Invalid(e.to_string()))?;
-        if let Some(map) = body.as_object_mut() {
-            map.insert("amount".into(), amount.into());
-            map.insert("unit".into(), unit.into());
-            map.insert("pubkey".into(), key.public_key().to_hex().into());
-        }
-        let url = format!(
-            "{}/v1/mint/quote/{METHOD}",
-            mint.to_string().trim_end_matches('/')
-        );
+        let url = format!("{}{STATUS_PATH}", mint.to_string().trim_end_matches('/'));
         let response = self
             .http
             .post(&url)
-            .json(&body)
+            .json(&request)
             .send()
             .await
             .map_err(WalletError::Http)?;
@@ -157,49 +142,13 @@ impl AgentWallet {
         if !status.is_success() {
             let e: ErrorBody = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| ErrorBody::new(0, format!("HTTP {status}")));
-            return Err(WalletError::DrawRefused {
+            return Err(WalletError::StatusRefused {
                 code: e.code,
                 detail: e.detail,
             });
         }
-        let quote: DrawQuote = serde_json::from_slice(&bytes)
-            .map_err(|e| WalletError::Invalid(format!("the mint's draw answer: {e}")))?;
-
-        let _op = oplock::shared(&self.data_dir).await?;
-        let wallet = self.wallet_for(&mint)?;
-        let q = MintQuote::new(
-            quote.quote.clone(),
-            mint.clone(),
-            PaymentMethod::Custom(METHOD.into()),
-            Some(Amount::from(amount)),
-            CurrencyUnit::Sat,
-            quote.request,
-            quote.expiry.unwrap_or(0),
-            Some(key),
-        );
-        wallet.localstore.add_mint_quote(q).await?;
-        let proofs = wallet
-            .mint(&quote.quote, SplitTarget::default(), None)
-            .await?;
-        let got: u64 = proofs.iter().map(|p| u64::from(p.amount)).sum();
-        self.store.record(&LedgerEntry {
-            id: new_id(),
-            time: now_unix(),
-            host: mint_host(&mint),
-            path: format!("/v1/mint/quote/{METHOD}"),
-            method: METHOD_DRAW.into(),
-            amount: got,
-            fee: 0,
-            unit: CurrencyUnit::Sat.to_string(),
-            scheme: SCHEME_ALLOWANCE.into(),
-            mint: mint.to_string(),
-            outcome: Outcome::Drawn,
-            counted: false,
-            status: Some(200),
-            detail: format!("drew {got} sat from allowance {id}"),
-        })?;
-        tracing::info!(amount = got, allowance = %id, "drew from the allowance");
-        Ok(got)
+        serde_json::from_slice(&bytes)
+            .map_err(|e| WalletError::Invalid(format!("the mint's status answer: {e}")))
     }
 
     /// Before a payment of `needed` sat at `mint`: if the wallet holds less there and the
@@ -216,32 +165,22 @@ impl AgentWallet {
             return Ok(0);
         }
         let shortfall = needed - have;
-        match self
-            .draw(shortfall.saturating_add(self.allowance_float))
-            .await
-        {
+        // Boxed: a draw's future (HTTP, cdk's mint) is deep, and payments nest this one.
+        match Box::pin(self.draw(shortfall.saturating_add(self.allowance_float))).await {
             Ok(got) => Ok(got),
             Err(WalletError::DrawRefused { code, .. })
                 if code == cashu_402::error_body::codes::ALLOWANCE_PER_DRAW
                     || code == cashu_402::error_body::codes::ALLOWANCE_PER_DAY
                     || code == cashu_402::error_body::codes::ALLOWANCE_BALANCE =>
             {
-                self.draw(shortfall).await
+                Box::pin(self.draw(shortfall)).await
             }
             Err(e) => Err(e),
         }
     }
 }
 
-/// The fields of the mint's draw answer the wallet needs.
-#[derive(Deserialize)]
-struct DrawQuote {
-    quote: String,
-    request: String,
-    expiry: Option<u64>,
-}
-
-fn mint_host(mint: &MintUrl) -> String {
+pub(crate) fn mint_host(mint: &MintUrl) -> String {
     url::Url::parse(&mint.to_string())
         .ok()
         .and_then(|u| {
@@ -265,7 +204,7 @@ fn read_key(path: &Path) -> Result<Option<SecretKey>, WalletError> {
     }
 }
 
-fn write_private(path: &PathBuf, text: &str) -> Result<(), WalletError> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), WalletError> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();

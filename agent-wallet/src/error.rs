@@ -60,6 +60,9 @@ pub enum WalletError {
     /// The mint refused a draw from the allowance (the code is in `shared/src/error_body.rs`).
     #[error("the mint refused the allowance draw: {detail} (code {code})")]
     DrawRefused { code: u32, detail: String },
+    /// The mint refused to tell the allowance's status (unknown allowance, bad signature, clock).
+    #[error("the mint refused the allowance status request: {detail} (code {code})")]
+    StatusRefused { code: u32, detail: String },
     #[error("no allowance connected (run `agent-wallet allowance connect CREDENTIAL`)")]
     NoAllowance,
     #[error("invalid input: {0}")]
@@ -121,6 +124,7 @@ impl WalletError {
             Self::UnknownMint(_) => "unknown_mint",
             Self::TokenSpent => "token_spent",
             Self::DrawRefused { .. } => "draw_refused",
+            Self::StatusRefused { .. } => "status_refused",
             Self::NoAllowance => "no_allowance",
             Self::Invalid(_) => "invalid_input",
             Self::Config { .. } => "config",

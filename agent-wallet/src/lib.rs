@@ -105,6 +105,7 @@ pub use cashu_402;
 mod allowance;
 mod budget;
 mod config;
+mod draw;
 mod error;
 mod http;
 mod l402_store;
@@ -123,7 +124,7 @@ mod tokens;
 mod wallet;
 
 pub use allowance::{AllowanceInfo, AGENT_KEY_FILE, ALLOWANCE_FILE};
-pub use budget::{AllowanceDrawRoom, Budget, HostBudget};
+pub use budget::{AllowanceDrawRoom, Budget, ConnectedRoom, HostBudget, UnavailableRoom};
 pub use config::{AllowanceSettings, Config, CONFIG_FILE};
 pub use error::{exit_code, WalletError};
 pub use http::{FetchResponse, HttpResponse, PayRequest, MAX_BODY_BYTES};

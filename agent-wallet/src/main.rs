@@ -84,6 +84,12 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// What the spending policy (and a connected allowance) still allows
+    Budget {
+        /// Also what this host may still be paid in the rolling 24 hours
+        #[arg(long)]
+        host: Option<String>,
+    },
     /// List the spend ledger
     Ledger {
         /// As a JSON array
@@ -123,6 +129,8 @@ pub enum AllowanceAction {
     Keygen,
     /// Show the connected allowance (mint, id, public key)
     Show,
+    /// Ask the mint what the allowance still lets this wallet draw (state, balance, caps)
+    Status,
     /// Draw AMOUNT sat now
     Draw { amount: u64 },
 }

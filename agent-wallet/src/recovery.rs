@@ -1,5 +1,6 @@
-//! Crash recovery, run by every [`AgentWallet::open`]: finish cdk's interrupted sagas, then
-//! settle every payment left in the outbox (token sends and L402 melts).
+//! Crash recovery, run by every [`AgentWallet::open`]: finish cdk's interrupted sagas and the
+//! allowance draws a crash interrupted, then settle every payment left in the outbox (token
+//! sends and L402 melts).
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -52,8 +53,9 @@ impl AgentWallet {
             .into_iter()
             .filter(|s| !matches!(s.state, WalletSagaState::Send(SendSagaState::TokenCreated)))
             .collect();
+        let draws = self.has_pending_draws()?;
         let melts = self.store.melt_outbox()?;
-        if outbox.is_empty() && sagas.is_empty() && melts.is_empty() {
+        if outbox.is_empty() && sagas.is_empty() && melts.is_empty() && !draws {
             return Ok(report);
         }
 
@@ -76,6 +78,11 @@ impl AgentWallet {
                 Ok(Err(e)) => tracing::warn!(%mint, "cdk saga recovery failed: {e}"),
                 Err(_) => tracing::warn!(%mint, "cdk saga recovery timed out"),
             }
+        }
+
+        // After cdk's recovery, so a draw whose mint request was under way finds its proofs.
+        if draws {
+            self.resume_draws().await?;
         }
 
         for row in outbox {

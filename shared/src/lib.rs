@@ -10,6 +10,7 @@ pub use cdk::nuts::{CurrencyUnit, PaymentRequest, Token};
 pub use cdk::Amount;
 
 pub mod allowance;
+pub mod allowance_status;
 pub mod error_body;
 pub mod l402;
 pub mod macaroon;

@@ -115,6 +115,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             ..
         } => return fetch(&wallet, url, method, data, headers, max_cost, json).await,
         Command::Mcp { timeout } => return mcp::serve(wallet, Duration::from_secs(timeout)).await,
+        Command::Budget { host } => {
+            let b = wallet.budget(host.as_deref()).await?;
+            if json {
+                print_json(&serde_json::to_value(&b)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            }
+        }
         Command::Ledger { json: as_json, csv } => {
             let entries = wallet.ledger()?;
             if as_json || json {
@@ -153,6 +161,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                         );
                     }
                     serde_json::to_value(&info)?
+                }
+                AllowanceAction::Status => {
+                    let s = wallet.allowance_status().await?;
+                    if !json {
+                        println!(
+                            "allowance {} is {}: {} sat left, {} drawn in 24 h; may draw {} now, {} in the next 24 h (caps {} per draw, {} per day)",
+                            s.allowance,
+                            s.state,
+                            s.balance,
+                            s.drawn_24h,
+                            s.draw_now,
+                            s.draw_room_24h,
+                            s.policy.max_per_draw,
+                            s.policy.max_per_day
+                        );
+                    }
+                    serde_json::to_value(&s)?
                 }
                 AllowanceAction::Draw { amount } => {
                     let got = wallet.draw(amount).await?;

@@ -68,9 +68,12 @@ pub fn tool(name: &str, policy: &Policy) -> Option<String> {
         "budget" => format!(
             "What the spending policy still allows, in sat: the caps, what is spent and left \
              (per host in the rolling 24 hours when you pass host, and in all), the balance, \
-             next_request_max (the most the next paid request may cost now), and \
-             allowance_draw_room (\"not connected\": no allowance is linked, the wallet \
-             spends only the ecash it holds). Free. {}",
+             next_request_max (the most the next paid request may cost now, counting one \
+             draw from the allowance), and allowance_draw_room (\"not connected\": no \
+             allowance is linked, the wallet spends only the ecash it holds; otherwise the \
+             allowance's state, balance, drawn_24h, max_per_draw, max_per_day, draw_now - \
+             what a payment may draw into the wallet by itself - and draw_room_24h, as its \
+             mint reports them). Free: nothing is spent. {}",
             limits(policy)
         ),
         "ledger" => "Recent payments, newest first (limit, default 20; host to filter): \

@@ -4,7 +4,7 @@
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{json, Value};
 
-use crate::budget::Budget;
+use crate::budget::{AllowanceDrawRoom, Budget};
 use crate::error::WalletError;
 use crate::http::{FetchResponse, HttpResponse};
 use crate::ledger::{to_json, LedgerEntry};
@@ -149,6 +149,17 @@ pub fn budget(b: &Budget) -> CallToolResult {
         } else {
             summary.push_str(&format!("; {} is not an allowed host", h.host));
         }
+    }
+    match &b.allowance_draw_room {
+        AllowanceDrawRoom::NotConnected => {}
+        AllowanceDrawRoom::Connected(r) => summary.push_str(&format!(
+            "; the allowance ({}) lets the wallet draw {} sat now and {} sat in the next 24 h",
+            r.state, r.draw_now, r.draw_room_24h
+        )),
+        AllowanceDrawRoom::Unavailable(r) => summary.push_str(&format!(
+            "; the allowance's mint did not answer ({}), so only the balance counts",
+            r.detail
+        )),
     }
     let v = serde_json::to_value(b).unwrap_or_else(|e| json!({ "error": e.to_string() }));
     result(summary, v, false)

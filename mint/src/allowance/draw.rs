@@ -11,6 +11,9 @@
 //!
 //! If cdk refuses the quote, the draw is given back at once. If the process dies between 2 and
 //! 3, the sweeper gives it back later (no quote refers to it).
+//!
+//! The same signed request again (same nonce and amount) is answered with the same quote and
+//! debits nothing: that is how an agent that crashed before it stored the answer gets it back.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -87,6 +90,12 @@ impl Allowances {
         }
         auth.verify(amount, &CurrencyUnit::Sat.to_string(), &pubkey)
             .map_err(|e| Refusal::BadSignature(e.to_string()))?;
+        let key = draw_key(&auth.allowance, &auth.nonce);
+        if let Some(record) = self.registry.draw(&key).await? {
+            // The agent key signed this very draw before: an agent that lost the answer (a
+            // crash, a dropped connection) asks again and gets the same quote, at any age.
+            return self.replayed_draw(&key, &record, amount).await;
+        }
         let now = unix_time();
         if now.abs_diff(auth.time) > DRAW_CLOCK_SKEW_SECS {
             return Err(Refusal::BadSignature(format!(
@@ -95,7 +104,6 @@ impl Allowances {
             .into());
         }
 
-        let key = draw_key(&auth.allowance, &auth.nonce);
         let record = DrawRecord {
             allowance: auth.allowance.clone(),
             amount,
@@ -140,6 +148,33 @@ impl Allowances {
             tracing::warn!(error = %e, "draw not marked bound; the sweeper will");
         }
         match checked {
+            MintQuoteResponse::Custom { response, .. } => Ok(response),
+            _ => Err(AllowanceError::Storage("not a custom quote".into())),
+        }
+    }
+
+    /// The answer to a draw request signed before: the quote it made, checked again. A draw
+    /// that was given back, or a different amount under the same nonce, is refused.
+    async fn replayed_draw(
+        &self,
+        key: &str,
+        record: &DrawRecord,
+        amount: u64,
+    ) -> Result<cdk::nuts::MintQuoteCustomResponse<QuoteId>, AllowanceError> {
+        if !record.live || record.amount != amount {
+            return Err(Refusal::BadSignature("this nonce was used before".into()).into());
+        }
+        let lookup = PaymentIdentifier::CustomId(key.to_string());
+        let Some(quote) = self
+            .mint
+            .localstore()
+            .get_mint_quote_by_request_lookup_id(&lookup)
+            .await?
+        else {
+            // The first request is still making its quote.
+            return Err(Refusal::Busy.into());
+        };
+        match self.mint.check_mint_quote(&quote.id).await? {
             MintQuoteResponse::Custom { response, .. } => Ok(response),
             _ => Err(AllowanceError::Storage("not a custom quote".into())),
         }

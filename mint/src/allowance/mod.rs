@@ -21,6 +21,7 @@ pub mod prepaid;
 pub mod processor;
 pub mod registry;
 pub mod service;
+pub mod status;
 pub mod view;
 pub mod withdraw;
 

@@ -26,6 +26,10 @@ pub struct Prepaid {
     pub quote_id: String,
     pub invoice: String,
     pub state: PrepaidState,
+    /// The keyset the token's outputs are made for, fixed by the first claim so that a retry
+    /// after a crash makes the very same outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyset: Option<String>,
     /// The Y values (hex) of the token's proofs, to tell how much is still unspent.
     #[serde(default)]
     pub ys: Vec<(String, u64)>,

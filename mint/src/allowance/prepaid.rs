@@ -1,15 +1,26 @@
 //! Prepaid allowances: once the invoice is paid, the mint mints the token itself, through the
 //! Mint API with blinded messages it makes (the quote is locked to the mint's own key), and
 //! hands it out once. It keeps the proofs' Y values, never the token.
+//!
+//! The outputs' secrets and blinding factors are derived (NUT-13) from a seed that only the
+//! mint can make (its internal key and the allowance id), so a crash between the signing and
+//! the handing out loses nothing: the next claim makes the same outputs and, the quote being
+//! issued already, reads their signatures back (NUT-09 restore) instead of signing again.
+//! (The mint could re-derive the token later; it gives it no power it lacks: it minted the
+//! token, and it decides what it redeems.)
 
 use std::str::FromStr;
 
 use cdk::amount::{FeeAndAmounts, SplitTarget};
 use cdk::dhke::construct_proofs;
 use cdk::mint::MintInput;
-use cdk::nuts::{CurrencyUnit, MintQuoteState, MintRequest, PreMintSecrets, State, Token};
+use cdk::nuts::{
+    CurrencyUnit, Id, MintQuoteState, MintRequest, PreMintSecrets, RestoreRequest, State, Token,
+};
 use cdk::util::unix_time;
 use cdk::Amount;
+use cdk_common::bitcoin::hashes::hmac::{Hmac, HmacEngine};
+use cdk_common::bitcoin::hashes::{sha512, Hash, HashEngine};
 use cdk_common::QuoteId;
 
 use super::error::AllowanceError;
@@ -36,9 +47,16 @@ impl Allowances {
             PrepaidState::Issuing { since } => since + ISSUING_TIMEOUT_SECS < now,
             PrepaidState::Delivered => false,
         };
-        if !claimable || self.quote_state(&p.quote_id).await? != Some(MintQuoteState::Paid) {
+        if !claimable {
             return Ok((account, None));
         }
+        match self.quote_state(&p.quote_id).await? {
+            Some(MintQuoteState::Paid) => {}
+            // Signed by a claim that died before handing the token out.
+            Some(MintQuoteState::Issued) if matches!(p.state, PrepaidState::Issuing { .. }) => {}
+            _ => return Ok((account, None)),
+        }
+        let active = self.active_sat_keyset()?;
         let seen = p.state;
         // Claim: exactly one caller mints.
         let claim = self
@@ -54,6 +72,9 @@ impl Allowances {
                     ));
                 }
                 p.state = PrepaidState::Issuing { since: now };
+                if p.keyset.is_none() {
+                    p.keyset = Some(active.to_string());
+                }
                 Ok(((), Effects::default()))
             })
             .await;
@@ -65,8 +86,19 @@ impl Allowances {
         let Some(p) = claimed.prepaid.clone() else {
             return Ok((claimed, None));
         };
+        let keyset = match &p.keyset {
+            Some(k) => Id::from_str(k)
+                .map_err(|e| AllowanceError::Storage(format!("stored keyset id: {e}")))?,
+            None => active,
+        };
         let (token, ys) = match self
-            .issue(&p.quote_id, p.amount, claimed.memo.clone())
+            .issue(
+                &claimed.id,
+                &p.quote_id,
+                p.amount,
+                keyset,
+                claimed.memo.clone(),
+            )
             .await
         {
             Ok(t) => t,
@@ -95,50 +127,91 @@ impl Allowances {
         Ok((account, Some(token)))
     }
 
-    /// Mints `amount` on the paid quote `quote_id` (locked to the mint's own key) and returns
-    /// the token and its proofs' (Y, amount).
-    async fn issue(
-        &self,
-        quote_id: &str,
-        amount: u64,
-        memo: Option<String>,
-    ) -> Result<(String, Vec<(String, u64)>), AllowanceError> {
-        let quote = QuoteId::from_str(quote_id)
-            .map_err(|e| AllowanceError::Storage(format!("quote id: {e}")))?;
-        let keyset = self
-            .mint
+    fn active_sat_keyset(&self) -> Result<Id, AllowanceError> {
+        self.mint
             .keysets()
             .keysets
             .into_iter()
             .find(|k| k.active && k.unit == CurrencyUnit::Sat)
-            .ok_or_else(|| AllowanceError::Storage("no active sat keyset".into()))?;
+            .map(|k| k.id)
+            .ok_or_else(|| AllowanceError::Storage("no active sat keyset".into()))
+    }
+
+    /// The NUT-13 seed of allowance `id`'s token: only this mint can make it.
+    fn prepaid_seed(&self, id: &str) -> [u8; 64] {
+        let mut engine = HmacEngine::<sha512::Hash>::new(&self.internal_key.to_secret_bytes());
+        engine.input(b"allowance-mint/prepaid-token/v1/");
+        engine.input(id.as_bytes());
+        Hmac::<sha512::Hash>::from_engine(engine).to_byte_array()
+    }
+
+    /// Mints `amount` on the quote `quote_id` (locked to the mint's own key) with the outputs
+    /// derived for allowance `id` on `keyset`, or, if a claim that died signed them already,
+    /// reads their signatures back. Returns the token and its proofs' (Y, amount).
+    async fn issue(
+        &self,
+        id: &str,
+        quote_id: &str,
+        amount: u64,
+        keyset: Id,
+        memo: Option<String>,
+    ) -> Result<(String, Vec<(String, u64)>), AllowanceError> {
+        let quote = QuoteId::from_str(quote_id)
+            .map_err(|e| AllowanceError::Storage(format!("quote id: {e}")))?;
+        let info = self
+            .mint
+            .keysets()
+            .keysets
+            .into_iter()
+            .find(|k| k.id == keyset)
+            .ok_or_else(|| AllowanceError::Storage(format!("unknown keyset {keyset}")))?;
         let keys = self
             .mint
-            .keyset(&keyset.id)
-            .ok_or_else(|| AllowanceError::Storage("active keyset has no keys".into()))?
+            .keyset(&keyset)
+            .ok_or_else(|| AllowanceError::Storage("keyset has no keys".into()))?
             .keys;
         let amounts: Vec<u64> = keys.iter().map(|(a, _)| u64::from(*a)).collect();
-        let fee_and_amounts = FeeAndAmounts::from((keyset.input_fee_ppk, amounts));
-        let premint = PreMintSecrets::random(
-            keyset.id,
+        let fee_and_amounts = FeeAndAmounts::from((info.input_fee_ppk, amounts));
+        let premint = PreMintSecrets::from_seed(
+            keyset,
+            0,
+            &self.prepaid_seed(id),
             Amount::from(amount),
             &SplitTarget::None,
             &fee_and_amounts,
         )
         .map_err(|e| AllowanceError::Storage(format!("outputs: {e}")))?;
-        let mut request = MintRequest {
-            quote,
-            outputs: premint.blinded_messages(),
-            signature: None,
+        let signatures = if self.quote_state(quote_id).await? == Some(MintQuoteState::Issued) {
+            let restored = self
+                .mint
+                .restore(RestoreRequest {
+                    outputs: premint.blinded_messages(),
+                })
+                .await?;
+            if restored.signatures.len() != premint.len() {
+                return Err(AllowanceError::Storage(format!(
+                    "quote {quote_id} is issued but {} of its {} outputs are signed",
+                    restored.signatures.len(),
+                    premint.len()
+                )));
+            }
+            tracing::warn!(allowance = %id, "prepaid token recovered from a claim that died");
+            restored.signatures
+        } else {
+            let mut request = MintRequest {
+                quote,
+                outputs: premint.blinded_messages(),
+                signature: None,
+            };
+            request
+                .sign(&self.internal_key)
+                .map_err(|e| AllowanceError::Storage(format!("quote signature: {e}")))?;
+            self.mint
+                .process_mint_request(MintInput::Single(request))
+                .await?
+                .signatures
         };
-        request
-            .sign(&self.internal_key)
-            .map_err(|e| AllowanceError::Storage(format!("quote signature: {e}")))?;
-        let response = self
-            .mint
-            .process_mint_request(MintInput::Single(request))
-            .await?;
-        let proofs = construct_proofs(response.signatures, premint.rs(), premint.secrets(), &keys)
+        let proofs = construct_proofs(signatures, premint.rs(), premint.secrets(), &keys)
             .map_err(|e| AllowanceError::Storage(format!("unblinding: {e}")))?;
         let mut ys = Vec::with_capacity(proofs.len());
         for p in &proofs {
@@ -172,3 +245,7 @@ impl Allowances {
             .fold(0u64, u64::saturating_add))
     }
 }
+
+#[cfg(test)]
+#[path = "prepaid_tests.rs"]
+mod tests;

@@ -104,6 +104,7 @@ impl Allowances {
                 quote_id: funding.quote_id,
                 invoice: funding.invoice,
                 state: PrepaidState::AwaitingPayment,
+                keyset: None,
                 ys: vec![],
                 delivered_at: None,
             }),

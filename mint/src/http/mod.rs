@@ -50,11 +50,15 @@ pub async fn router(state: AppState, http: &HttpConfig) -> Result<Router, Router
     .await
     .map_err(|e| RouterError::Cdk(e.to_string()))?;
     // Draws from metered allowances: the standard custom-method quote route, answered by us
-    // (the static path wins over cdk-axum's `{method}` one).
+    // (the static path wins over cdk-axum's `{method}` one); and the agent's signed status.
     let draws = Router::new()
         .route(
             &format!("/v1/mint/quote/{METHOD}"),
             post(crate::allowance::draw::handler),
+        )
+        .route(
+            cashu_402::allowance_status::STATUS_PATH,
+            post(crate::allowance::status::handler),
         )
         .route_layer(middleware::from_fn(crate::allowance::unconstrained))
         .with_state(state.allowances.clone());

@@ -102,6 +102,19 @@ async fn the_human_cli_funds_and_the_agent_cli_draws() {
     assert_eq!(ledger[0]["method"], "DRAW");
     assert_eq!(ledger[0]["outcome"], "drawn");
 
+    let (ok, out, err) = agent(&agent_dir, &["--json", "allowance", "status"]);
+    assert!(ok, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (status["balance"].as_u64(), status["drawn_24h"].as_u64()),
+        (Some(500), Some(100))
+    );
+    let (ok, out, err) = agent(&agent_dir, &["--json", "budget"]);
+    assert!(ok, "{err}");
+    let budget: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(budget["allowance_draw_room"]["state"], "active", "{budget}");
+    assert_eq!(budget["allowance_draw_room"]["balance"], 500);
+
     let (ok, lines, err) = admin_cli(&mint, &["list"]);
     assert!(ok, "{err}");
     assert_eq!(lines[0][0]["balance"], 500);

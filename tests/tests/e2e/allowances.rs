@@ -194,8 +194,30 @@ async fn every_bound_refuses_a_draw_with_its_code() {
     let body = draw_body(&key, &id, 100);
     let (s, first) = post_draw(&mint, &body).await;
     assert_eq!(s, 200, "{first}");
-    let (s, v) = post_draw(&mint, &body).await;
-    assert_eq!((s, code(&v)), (400, 40301), "replayed nonce: {v}");
+    // The same signed request again (an agent that lost the answer) gets the same quote and
+    // debits nothing; its nonce signed for another amount is refused.
+    let (s, again) = post_draw(&mint, &body).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["quote"], first["quote"], "replayed draw: {again}");
+    let reused = DrawAuth::sign(
+        &key,
+        &id,
+        50,
+        "sat",
+        body["nonce"].as_str().unwrap().into(),
+        now(),
+    )
+    .unwrap();
+    let mut other_amount = draw_body(&key, &id, 50);
+    other_amount["nonce"] = json!(reused.nonce);
+    other_amount["time"] = json!(reused.time);
+    other_amount["signature"] = json!(reused.signature);
+    let (s, v) = post_draw(&mint, &other_amount).await;
+    assert_eq!(
+        (s, code(&v)),
+        (400, 40301),
+        "nonce reused for another amount: {v}"
+    );
 
     let (s, _) = post_draw(&mint, &draw_body(&key, &id, 100)).await;
     assert_eq!(s, 200);

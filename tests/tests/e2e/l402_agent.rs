@@ -147,3 +147,22 @@ async fn a_failed_l402_melt_gives_the_ecash_back_and_the_ledger_says_failed() {
     agent.ok(&["fetch", &format!("{}/v1/data", fixture.url)]);
     assert_eq!(agent.balance(), 90);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_pays_an_aperture_that_sends_the_older_lsat_challenge() {
+    let world = SimWorld::start("").await;
+    let fixture = start_fixture(
+        &world,
+        "aperture",
+        &["--price-sat", "8", "--header-style", "lsat"],
+    );
+    let agent = funded_agent(&world, 50).await;
+    let body = agent.ok(&["fetch", &format!("{}/old", fixture.url)]);
+    assert!(body.contains("\"paid\":true"), "{body}");
+    let rows = paid_rows(&agent);
+    assert_eq!(rows.len(), 1, "{:?}", agent.ledger());
+    assert_eq!(rows[0]["scheme"], "l402");
+    assert_eq!(rows[0]["amount"], 8);
+    assert_eq!(agent.balance(), 42);
+    assert_eq!(fixture_stats(&fixture).await["served"], 1);
+}

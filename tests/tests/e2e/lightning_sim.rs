@@ -318,3 +318,62 @@ async fn a_failed_melt_gives_the_ecash_back_and_nothing_is_lost() {
     assert_preimage_of(melted.payment_proof().unwrap(), &hash);
     assert_eq!(balance(&w).await, 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_melt_in_flight_when_the_mint_dies_settles_after_restart() {
+    let world = SimWorld::start("").await;
+    let w = world.funded_wallet("w", 100).await;
+    let (invoice, hash) = world
+        .shop_invoice(
+            25,
+            InvoiceBehaviour {
+                settle_delay_ms: Some(1500),
+                ..Default::default()
+            },
+        )
+        .await;
+    let quote = w
+        .melt_quote(PaymentMethod::BOLT11, &invoice, None, None)
+        .await
+        .unwrap();
+    let paying = {
+        let w = w.clone();
+        let id = quote.id.clone();
+        tokio::spawn(async move {
+            let prepared = w.prepare_melt(&id, HashMap::new()).await?;
+            prepared.confirm().await
+        })
+    };
+    let url = format!("{}/v1/melt/quote/bolt11/{}", world.mint.url, quote.id);
+    eventually("the melt quote to be PENDING", || async {
+        let q: serde_json::Value = http().get(&url).send().await.ok()?.json().await.ok()?;
+        (q["state"] == "PENDING").then_some(())
+    })
+    .await;
+
+    // The mint dies while the payment is in flight; the network settles it meanwhile.
+    let SimWorld {
+        dir: _dir,
+        lnsim: _lnsim,
+        mint,
+        shop,
+        ..
+    } = world;
+    let stopped = mint.kill();
+    // The wallet's call dies with the connection; it recovers below, as after a crash.
+    paying.abort();
+    eventually("the shop's invoice to be paid", || async {
+        let inv = shop.invoice(&hash).await.ok()?;
+        (inv.state == InvoiceState::Paid).then_some(())
+    })
+    .await;
+
+    // Restarted, the mint learns the outcome from its node: paid, with the preimage.
+    let _mint = stopped.start();
+    let q: serde_json::Value = http().get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(q["state"], "PAID", "{q}");
+    assert_preimage_of(q["payment_preimage"].as_str().unwrap(), &hash);
+    // The wallet finishes its melt: 25 paid, the unused fee reserve back as change.
+    w.recover_incomplete_sagas().await.unwrap();
+    assert_eq!(balance(&w).await, 75);
+}

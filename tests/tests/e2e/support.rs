@@ -40,6 +40,9 @@ pub struct MintProcess {
     pub data_dir: PathBuf,
     pub log_file: PathBuf,
     config: String,
+    /// The binary and its extra flags, to start it again the same way.
+    program: PathBuf,
+    extra_args: Vec<String>,
 }
 
 impl MintProcess {
@@ -150,6 +153,8 @@ impl MintProcess {
             data_dir,
             log_file,
             config: config.to_string(),
+            program: program.to_path_buf(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         }
     }
 
@@ -179,6 +184,8 @@ impl MintProcess {
             data_dir: self.data_dir.clone(),
             port: self.port,
             config: self.config.clone(),
+            program: self.program.clone(),
+            extra_args: self.extra_args.clone(),
         }
     }
 
@@ -205,6 +212,8 @@ pub struct Restartable {
     pub data_dir: PathBuf,
     pub port: u16,
     pub config: String,
+    program: PathBuf,
+    extra_args: Vec<String>,
 }
 
 impl Restartable {
@@ -214,12 +223,18 @@ impl Restartable {
     }
 
     pub fn start_with_config(self, config: &str) -> MintProcess {
-        MintProcess::start_on(self.data_dir, config, self.port)
+        self.launch(config, &[])
     }
 
     /// Restarts with the same config and extra environment variables for the mint process.
     pub fn start_with_env(self, env: &[(&str, &str)]) -> MintProcess {
-        MintProcess::start_on_with_env(self.data_dir, &self.config, self.port, env)
+        let config = self.config.clone();
+        self.launch(&config, env)
+    }
+
+    fn launch(self, config: &str, env: &[(&str, &str)]) -> MintProcess {
+        let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
+        MintProcess::launch(&self.program, &args, self.data_dir, config, self.port, env)
     }
 }
 
