@@ -4,12 +4,14 @@
 //! ```sh
 //! bench/run.sh                       # release build, PostgreSQL, Nutshell, cdk-mintd if present
 //! cargo run -p bench -- --tiny      # a few operations against our mint only (the smoke test)
+//! cargo run --release -p bench -- --soak-secs 300   # mixed traffic, memory checked (soak.rs)
 //! ```
 
 mod client;
 mod load;
 mod procs;
 mod report;
+mod soak;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +53,20 @@ struct Args {
     /// Longest any one measured run may take, in seconds.
     #[arg(long, default_value_t = 15)]
     max_secs: u64,
+    /// Instead of the benchmarks: a soak of mixed traffic (mint, swap, checkstate, melt) against
+    /// our mint (SQLite) for this many seconds, checking its memory.
+    #[arg(long)]
+    soak_secs: Option<u64>,
+    /// Seconds of the soak before the memory baseline is taken [default: a fifth of the soak,
+    /// at least 5].
+    #[arg(long)]
+    soak_warmup_secs: Option<u64>,
+    /// Concurrent wallets in the soak.
+    #[arg(long, default_value_t = 8)]
+    soak_concurrency: usize,
+    /// Most the mint's resident memory may grow after the warm-up, in MiB.
+    #[arg(long, default_value_t = 64)]
+    soak_max_growth_mib: u64,
 }
 
 #[tokio::main]
@@ -64,10 +80,10 @@ async fn main() -> anyhow::Result<()> {
             .to_path_buf(),
     };
     let target_dir = bin_dir.parent().unwrap_or(&bin_dir).to_path_buf();
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| target_dir.join("bench/results.json"));
+    let out = args.out.clone().unwrap_or_else(|| match args.soak_secs {
+        Some(_) => target_dir.join("bench/soak.json"),
+        None => target_dir.join("bench/results.json"),
+    });
     let work = target_dir.join(format!("bench/run-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
 
@@ -98,6 +114,11 @@ async fn main() -> anyhow::Result<()> {
         skipped: vec![],
     };
     let mint_bin = bin_dir.join("allowance-mint");
+    if let Some(secs) = args.soak_secs {
+        let result = run_soak(&args, secs, &mint_bin, &work, &out).await;
+        let _ = std::fs::remove_dir_all(&work);
+        return result;
+    }
     let paid_api_bin = bin_dir.join("examples/paid_api");
 
     // Our mint on SQLite, and the paywall in front of it.
@@ -153,6 +174,40 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: wrote {}", out.display());
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+async fn run_soak(
+    args: &Args,
+    secs: u64,
+    mint_bin: &Path,
+    work: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let params = soak::SoakParams {
+        duration: Duration::from_secs(secs),
+        warmup: Duration::from_secs(args.soak_warmup_secs.unwrap_or((secs / 5).max(5))),
+        concurrency: args.soak_concurrency,
+        max_growth_kib: args.soak_max_growth_mib * 1024,
+    };
+    let mint = procs::allowance_mint(mint_bin, &work.join("soak"), "", &[])
+        .context("start allowance-mint (sqlite)")?;
+    eprintln!(
+        "soak: {OURS} at {} (pid {}), {params:?}",
+        mint.url,
+        mint.pid()
+    );
+    let report = soak::run(&mint.url, mint.pid(), params)
+        .await
+        .with_context(|| mint.log_tail())?;
+    print!("{}", report.table());
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(&report)?)?;
+    eprintln!("soak: wrote {}", out.display());
+    report
+        .verdict()
+        .map_err(|e| anyhow::anyhow!("soak failed: {e}\n{}", mint.log_tail()))
 }
 
 async fn run_postgres(

@@ -29,6 +29,11 @@ impl Service {
     pub fn log_tail(&self) -> String {
         log_tail(&self.log)
     }
+
+    /// The process id (for reading its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 fn log_tail(path: &Path) -> String {

@@ -54,6 +54,8 @@ pub enum ChallengeError {
     MissingUnit,
     #[error("X-Cashu challenge names no accepted mint (`m`)")]
     NoMints,
+    #[error("X-Cashu challenge names a mint that is not an http(s) URL: {0:?}")]
+    BadMint(String),
     #[error("X-Cashu challenge asks for an unsupported lock: {0}")]
     UnsupportedLock(String),
 }
@@ -66,6 +68,8 @@ pub enum CredentialError {
     TooLong,
     #[error("X-Cashu value is not a Cashu token (cashuA/cashuB): {0}")]
     Decode(String),
+    #[error("X-Cashu token names a mint that is not an http(s) URL: {0:?}")]
+    BadMint(String),
 }
 
 impl Challenge {
@@ -146,6 +150,9 @@ impl TryFrom<PaymentRequest> for Challenge {
         if request.mints.is_empty() {
             return Err(ChallengeError::NoMints);
         }
+        if let Some(bad) = request.mints.iter().find(|m| !is_http_mint_url(m)) {
+            return Err(ChallengeError::BadMint(bad.to_string()));
+        }
         let lock = match request.nut10 {
             None => None,
             Some(nut10) => {
@@ -180,7 +187,31 @@ pub fn parse_credential(header: &str) -> Result<Token, CredentialError> {
     if header.len() > MAX_HEADER_LEN {
         return Err(CredentialError::TooLong);
     }
-    Token::from_str(header).map_err(|e| CredentialError::Decode(e.to_string()))
+    let token = Token::from_str(header).map_err(|e| CredentialError::Decode(e.to_string()))?;
+    let mints = match &token {
+        Token::TokenV3(t) => t.mint_urls(),
+        Token::TokenV4(t) => vec![t.mint_url.clone()],
+    };
+    if let Some(bad) = mints.iter().find(|m| !is_http_mint_url(m)) {
+        return Err(CredentialError::BadMint(bad.to_string()));
+    }
+    Ok(token)
+}
+
+/// True when `mint` is an `http` or `https` URL with a host, written the way it decodes.
+///
+/// cdk's `MintUrl` only normalises the text around `://`, so it takes `https://://x` or a
+/// leading control character and yields a "URL" such as `https://` that no HTTP client can reach
+/// and that does not decode again once re-encoded (found by the `nut24_challenge` fuzz target).
+pub fn is_http_mint_url(mint: &MintUrl) -> bool {
+    let text = mint.to_string();
+    let Ok(url) = mint.join_paths(&[]) else {
+        return false;
+    };
+    matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && !text.chars().any(|c| c.is_control() || c.is_whitespace())
+        && MintUrl::from_str(&text).is_ok_and(|again| &again == mint)
 }
 
 #[cfg(test)]

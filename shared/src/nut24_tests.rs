@@ -236,3 +236,76 @@ fn bitcoin_base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+// Found by the `nut24_challenge` fuzz target: `m` holding `\x18https://://mint.example.com...`
+// decoded (cdk's `MintUrl` made it `https://`), but the re-encoded challenge did not decode.
+#[test]
+fn challenge_naming_a_mint_that_is_not_a_url_is_refused() {
+    let crash = "creqApWFpaGM5ZTQ1ZDBhYWEZAfRhdWNzYXRhbYF3GGh0dHBzOi8vOi8vbWludC5leGFtcGxlLmNvbWVudwZmJjMGFiYzdGltZGQzNjAw";
+    assert!(
+        matches!(Challenge::parse(crash), Err(ChallengeError::BadMint(_))),
+        "{:?}",
+        Challenge::parse(crash)
+    );
+    for bad in [
+        "https://://mint.example.com",
+        "ftp://mint.example.com",
+        "https://mi nt.example.com",
+    ] {
+        let Ok(mint) = MintUrl::from_str(bad) else {
+            continue;
+        };
+        assert!(!is_http_mint_url(&mint), "{bad} -> {mint}");
+        let mut challenge = Challenge::new(Amount::from(5), CurrencyUnit::Sat, mint);
+        challenge.request_id = Some("x".into());
+        let encoded = challenge.encode().unwrap();
+        // `https://` does not even decode again; the others decode and are refused.
+        let parsed = Challenge::parse(&encoded);
+        assert!(
+            matches!(
+                parsed,
+                Err(ChallengeError::BadMint(_) | ChallengeError::Decode(_))
+            ),
+            "{bad}: {parsed:?}"
+        );
+    }
+    let ftp = Challenge::new(
+        Amount::from(5),
+        CurrencyUnit::Sat,
+        MintUrl::from_str("ftp://mint.example.com").unwrap(),
+    );
+    assert!(matches!(
+        Challenge::parse(&ftp.encode().unwrap()),
+        Err(ChallengeError::BadMint(_))
+    ));
+    for good in [
+        "https://mint.example.com",
+        "http://127.0.0.1:3338",
+        "https://example.com/cashu/v1",
+    ] {
+        assert!(
+            is_http_mint_url(&MintUrl::from_str(good).unwrap()),
+            "{good}"
+        );
+    }
+}
+
+#[test]
+fn token_naming_a_mint_that_is_not_a_url_is_refused() {
+    let good = parse_credential(
+        "cashuBpGF0gaJhaUgArSaMTR9YJmFwgaNhYQFhc3hAOWE2ZGJiODQ3YmQyMzJiYTc2ZGIwZGYxOTcyMTZiMjlkM2I4Y2MxNDU1M2NkMjc4MjdmYzFjYzk0MmZlZGI0ZWFjWCEDhhhUP_trhpXfStS6vN6So0qWvc2X3O4NfM-Y1HISZ5JhZGlUaGFuayB5b3VhbXVodHRwOi8vbG9jYWxob3N0OjMzMzhhdWNzYXQ",
+    )
+    .unwrap();
+    let Token::TokenV4(mut v4) = good else {
+        panic!("a V4 token")
+    };
+    v4.mint_url = MintUrl::from_str("ftp://mint.example.com").unwrap();
+    let encoded = Token::TokenV4(v4.clone()).to_string();
+    assert!(
+        matches!(parse_credential(&encoded), Err(CredentialError::BadMint(_))),
+        "{:?}",
+        parse_credential(&encoded)
+    );
+    v4.mint_url = MintUrl::from_str("https://://mint.example.com").unwrap();
+    assert!(parse_credential(&Token::TokenV4(v4).to_string()).is_err());
+}

@@ -14,6 +14,7 @@ mod client_errors;
 mod crash;
 mod crash_loop;
 mod crash_services;
+mod deploy;
 mod hostile;
 mod http_errors;
 mod interop_cashu_ts;
