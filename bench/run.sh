@@ -10,10 +10,12 @@
 #   one the PostgreSQL rows are reported as skipped.
 # - Nutshell: the virtualenv target/nutshell-venv (tests/interop/install-nutshell.sh makes it;
 #   BENCH_INSTALL_NUTSHELL=1 runs it here). Its mint needs `limits<5`, installed here if needed.
-# - cdk-mintd: target/cdk-mintd/bin/cdk-mintd. It is a long release build, so it is installed
+# - cdk-mintd: $CDK_MINTD_ROOT/bin/cdk-mintd, CDK_MINTD_ROOT defaulting to
+#   ~/.local/share/allowance-bench/cdk-mintd (outside the repository, so it survives
+#   `cargo clean` and is shared by clones). It is a second, long release build, so it is installed
 #   here only with BENCH_INSTALL_CDK_MINTD=1:
-#     cargo install cdk-mintd --version 0.18.3 --locked --no-default-features \
-#         --features fakewallet,sqlite --root target/cdk-mintd
+#     PROTOC=$PWD/tools/protoc cargo install cdk-mintd --version 0.18.3 --locked \
+#         --no-default-features --features fakewallet,sqlite --root "$CDK_MINTD_ROOT"
 # Missing peers are reported as skipped with the reason; the bench never blocks on them.
 
 set -euo pipefail
@@ -35,10 +37,11 @@ if [ -x "$VENV/bin/python" ]; then
     fi
 fi
 
-MINTD="$ROOT/target/cdk-mintd/bin/cdk-mintd"
+CDK_MINTD_ROOT="${CDK_MINTD_ROOT:-$HOME/.local/share/allowance-bench/cdk-mintd}"
+MINTD="$CDK_MINTD_ROOT/bin/cdk-mintd"
 if [ ! -x "$MINTD" ] && [ "${BENCH_INSTALL_CDK_MINTD:-0}" = 1 ]; then
     PROTOC="$ROOT/tools/protoc" cargo install cdk-mintd --version 0.18.3 --locked \
-        --no-default-features --features fakewallet,sqlite --root "$ROOT/target/cdk-mintd" >&2 ||
+        --no-default-features --features fakewallet,sqlite --root "$CDK_MINTD_ROOT" >&2 ||
         log "cdk-mintd install failed; it will be skipped"
 fi
 
@@ -54,4 +57,4 @@ if [ -z "${BENCH_POSTGRES_URL:-}" ]; then
     fi
 fi
 
-target/release/allowance-bench "$@"
+target/release/allowance-bench --cdk-mintd "$MINTD" "$@"

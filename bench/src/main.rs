@@ -19,7 +19,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use report::{Report, Skipped};
-use workloads::Sizes;
+use workloads::{PaywallMode, Sizes};
 
 const OURS: &str = "allowance-mint sqlite";
 
@@ -48,6 +48,13 @@ struct Args {
     /// JSON output [default: <bin-dir>/../bench/results.json].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only swaps, against an already running mint at this URL (for profiling the mint: start it
+    /// under callgrind or perf, then run this); prints the table, writes no JSON.
+    #[arg(long, value_name = "MINT_URL")]
+    swaps_only: Option<String>,
+    /// Swaps per run with --swaps-only.
+    #[arg(long, default_value_t = 200)]
+    swaps: usize,
     /// Longest any one measured run may take, in seconds.
     #[arg(long, default_value_t = 15)]
     max_secs: u64,
@@ -63,6 +70,20 @@ async fn main() -> anyhow::Result<()> {
             .context("binary directory")?
             .to_path_buf(),
     };
+    if let Some(url) = &args.swaps_only {
+        let ms = workloads::swap_runs("profiled mint", url, args.swaps, args.max_secs).await?;
+        let mut report = Report {
+            mode: "swaps-only".into(),
+            cpus: 1,
+            measurements: ms,
+            ratios: vec![],
+            paywall_overhead: vec![],
+            skipped: vec![],
+        };
+        report.compute_ratios("");
+        print!("{}", report.table());
+        return Ok(());
+    }
     let target_dir = bin_dir.parent().unwrap_or(&bin_dir).to_path_buf();
     let out = args
         .out
@@ -95,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         measurements: vec![],
         ratios: vec![],
+        paywall_overhead: vec![],
         skipped: vec![],
     };
     let mint_bin = bin_dir.join("allowance-mint");
@@ -109,13 +131,23 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("{OURS}:\n{}", mint.log_tail()))?;
         report.measurements.extend(ms);
-        let api = procs::paid_api(&paid_api_bin, &work.join("paywall"), &mint.url)
+        for (name, mode, dir) in [
+            ("paywall (online)", PaywallMode::Online, "paywall"),
+            ("paywall (locked, DLEQ)", PaywallMode::Locked, "paywall-locked"),
+        ] {
+            let api = procs::paid_api(
+                &paid_api_bin,
+                &work.join(dir),
+                &mint.url,
+                mode == PaywallMode::Locked,
+            )
             .context("start paid_api")?;
-        eprintln!("bench: paywall at {}", api.url);
-        let ms = workloads::paywall_suite("paywall (online)", &mint.url, &api.url, sizes)
-            .await
-            .with_context(|| format!("paywall:\n{}", api.log_tail()))?;
-        report.measurements.extend(ms);
+            eprintln!("bench: {name} at {}", api.url);
+            let ms = workloads::paywall_suite(name, &mint.url, &api.url, mode, sizes)
+                .await
+                .with_context(|| format!("{name}:\n{}", api.log_tail()))?;
+            report.measurements.extend(ms);
+        }
     }
 
     if !args.tiny {

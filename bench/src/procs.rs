@@ -131,10 +131,14 @@ pub fn allowance_mint(
     spawn_announcing(cmd, dir.join("mint.log"))
 }
 
-/// The `paid_api` example in front of `mint_url`.
-pub fn paid_api(bin: &Path, dir: &Path, mint_url: &str) -> anyhow::Result<Service> {
+/// The `paid_api` example in front of `mint_url`; with `lock`, it asks for tokens P2PK-locked to
+/// the merchant with DLEQ proofs.
+pub fn paid_api(bin: &Path, dir: &Path, mint_url: &str, lock: bool) -> anyhow::Result<Service> {
     std::fs::create_dir_all(dir)?;
     let mut cmd = Command::new(bin);
+    if lock {
+        cmd.arg("--lock");
+    }
     cmd.arg("--mint-url")
         .arg(mint_url)
         .arg("--listen")

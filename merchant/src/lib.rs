@@ -27,6 +27,7 @@ mod redeem;
 pub mod seed;
 pub mod settle;
 pub mod store;
+pub mod sync_melt;
 pub mod verify;
 
 pub use auto_settle::{AutoSettleConfig, AutoSettler};

@@ -17,7 +17,9 @@ pub mod lightning;
 pub mod mint_setup;
 pub mod secret;
 pub mod seed;
+pub mod signatory;
 pub mod storage;
+pub mod write_queue;
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! Assembles a running cdk `Mint` from the configuration: storage, seed, Lightning backend,
 //! limits, fees and what `/v1/info` says.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cdk::mint::{MintBuilder, MintMeltLimits, UnitConfig};
@@ -18,6 +19,7 @@ use crate::config::Config;
 use crate::data_dir::{DataDirLock, LockError};
 use crate::lightning::{self, Backend, LightningError, FAKE_BACKEND_WARNING};
 use crate::seed::{self, SeedError, SeedSource};
+use crate::signatory::DirectSignatory;
 use crate::storage::{self, StorageError};
 
 /// How long cdk-axum's response cache keeps swap, mint and melt answers (its default), which
@@ -133,9 +135,18 @@ pub async fn assemble(config: &Config) -> Result<Assembled, SetupError> {
         .nut05
         .methods
         .retain(|m| m.method.as_str() != METHOD);
-    let mint = builder
-        .build_with_seed(storage.keys.clone(), seed.as_bytes())
-        .await?;
+    // Our signatory instead of `build_with_seed`'s actor (see `signatory`); the units are the
+    // ones configured above: sat, with the keyset amounts and the input fee.
+    let signatory = DirectSignatory::new(
+        storage.keys.clone(),
+        seed.as_bytes(),
+        HashMap::from([(
+            CurrencyUnit::Sat,
+            (config.limits.input_fee_ppk, keyset_amounts()),
+        )]),
+    )
+    .await?;
+    let mint = builder.build_with_signatory(Arc::new(signatory)).await?;
 
     // cdk keeps the MintInfo of the first run in its database and ignores the builder's later;
     // write ours back so a changed name, limit or notice takes effect on restart.

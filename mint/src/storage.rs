@@ -6,6 +6,7 @@ use cdk::cdk_database::{self, MintKeysDatabase};
 use cdk_common::database::{DynKVStore, DynMintDatabase};
 
 use crate::config::{Config, DatabaseEngine};
+use crate::write_queue::WriteQueue;
 
 /// One database seen through the three interfaces cdk asks for.
 pub struct Storage {
@@ -57,7 +58,8 @@ async fn open_sqlite(config: &Config) -> Result<Storage, StorageError> {
         })?;
     let db = Arc::new(db);
     Ok(Storage {
-        db: db.clone(),
+        // Mint transactions queue for SQLite's single writer in-process (see `write_queue`).
+        db: Arc::new(WriteQueue::new(db.clone())),
         keys: db.clone(),
         kv: db,
         description: format!("sqlite {}", path.display()),
