@@ -19,7 +19,6 @@ pub mod secret;
 pub mod seed;
 pub mod signatory;
 pub mod storage;
-pub mod write_queue;
 
 use std::sync::Arc;
 

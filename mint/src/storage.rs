@@ -6,7 +6,6 @@ use cdk::cdk_database::{self, MintKeysDatabase};
 use cdk_common::database::{DynKVStore, DynMintDatabase};
 
 use crate::config::{Config, DatabaseEngine};
-use crate::write_queue::WriteQueue;
 
 /// One database seen through the three interfaces cdk asks for.
 pub struct Storage {
@@ -58,8 +57,7 @@ async fn open_sqlite(config: &Config) -> Result<Storage, StorageError> {
         })?;
     let db = Arc::new(db);
     Ok(Storage {
-        // Mint transactions queue for SQLite's single writer in-process (see `write_queue`).
-        db: Arc::new(WriteQueue::new(db.clone())),
+        db: db.clone(),
         keys: db.clone(),
         kv: db,
         description: format!("sqlite {}", path.display()),
