@@ -6,7 +6,7 @@
 #
 # - Builds the release binaries (allowance-mint, the paid_api example, allowance-bench).
 # - PostgreSQL: uses BENCH_POSTGRES_URL if set, else starts a throwaway cluster with
-#   tests/interop/start-postgres.sh on port ${BENCH_PG_PORT:-55432} (stopped afterwards); without
+#   tests/interop/start-postgres.sh on BENCH_PG_PORT or the first free port from 55432 (stopped afterwards); without
 #   one the PostgreSQL rows are reported as skipped.
 # - Nutshell: the virtualenv target/nutshell-venv (tests/interop/install-nutshell.sh makes it;
 #   BENCH_INSTALL_NUTSHELL=1 runs it here). Its mint needs `limits<5`, installed here if needed.
@@ -48,7 +48,14 @@ fi
 PG_DIR=""
 if [ -z "${BENCH_POSTGRES_URL:-}" ]; then
     PG_DIR="$ROOT/target/bench/postgres"
-    if URL="$(tests/interop/start-postgres.sh "$PG_DIR" "${BENCH_PG_PORT:-55432}")"; then
+    PG_PORT="${BENCH_PG_PORT:-}"
+    if [ -z "$PG_PORT" ]; then
+        # The first free port from 55432 (other clusters may run on this machine).
+        for PG_PORT in $(seq 55432 55531); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$PG_PORT") 2>/dev/null || break
+        done
+    fi
+    if URL="$(tests/interop/start-postgres.sh "$PG_DIR" "$PG_PORT")"; then
         export BENCH_POSTGRES_URL="$URL"
         trap 'tests/interop/stop-postgres.sh "$PG_DIR" >&2 || true' EXIT
     else

@@ -48,13 +48,17 @@ struct Args {
     /// JSON output [default: <bin-dir>/../bench/results.json].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Only swaps, against an already running mint at this URL (for profiling the mint: start it
-    /// under callgrind or perf, then run this); prints the table, writes no JSON.
+    /// Only swaps at concurrency 1, against an already running mint at this URL (for profiling
+    /// the mint under callgrind or perf); prints the table, writes no JSON. With `--pause`, waits
+    /// for a line on stdin between preparing the proofs and sending the swaps, so the profiler's
+    /// counters can be zeroed there (`callgrind_control -z`).
     #[arg(long, value_name = "MINT_URL")]
     swaps_only: Option<String>,
-    /// Swaps per run with --swaps-only.
+    /// Swaps with --swaps-only.
     #[arg(long, default_value_t = 200)]
     swaps: usize,
+    #[arg(long, requires = "swaps_only")]
+    pause: bool,
     /// Longest any one measured run may take, in seconds.
     #[arg(long, default_value_t = 15)]
     max_secs: u64,
@@ -71,7 +75,8 @@ async fn main() -> anyhow::Result<()> {
             .to_path_buf(),
     };
     if let Some(url) = &args.swaps_only {
-        let ms = workloads::swap_runs("profiled mint", url, args.swaps, args.max_secs).await?;
+        let ms = workloads::swap_runs("profiled mint", url, args.swaps, args.max_secs, args.pause)
+            .await?;
         let mut report = Report {
             mode: "swaps-only".into(),
             cpus: 1,
@@ -133,7 +138,11 @@ async fn main() -> anyhow::Result<()> {
         report.measurements.extend(ms);
         for (name, mode, dir) in [
             ("paywall (online)", PaywallMode::Online, "paywall"),
-            ("paywall (locked, DLEQ)", PaywallMode::Locked, "paywall-locked"),
+            (
+                "paywall (locked, DLEQ)",
+                PaywallMode::Locked,
+                "paywall-locked",
+            ),
         ] {
             let api = procs::paid_api(
                 &paid_api_bin,

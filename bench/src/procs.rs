@@ -118,7 +118,8 @@ pub fn allowance_mint(
 ) -> anyhow::Result<Service> {
     std::fs::create_dir_all(dir)?;
     let config_file = dir.join("config.toml");
-    std::fs::write(&config_file, config)?;
+    // No admin API: its fixed default port may be taken, and the bench never uses it.
+    std::fs::write(&config_file, format!("[admin]\nenabled = false\n{config}"))?;
     let mut cmd = Command::new(bin);
     cmd.arg("--config")
         .arg(&config_file)
@@ -216,7 +217,8 @@ max_delay_time = 0
 "#
     );
     let config_file = dir.join("config.toml");
-    std::fs::write(&config_file, config)?;
+    // No admin API: its fixed default port may be taken, and the bench never uses it.
+    std::fs::write(&config_file, format!("[admin]\nenabled = false\n{config}"))?;
     let log = dir.join("cdk-mintd.log");
     let init = Command::new(bin)
         .arg("--work-dir")

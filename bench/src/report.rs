@@ -78,10 +78,8 @@ impl Report {
             .iter()
             .filter(|m| m.op == PAID_OP && m.concurrency == 1 && m.ok > 0)
         {
-            if let (Some(p), Some(u)) = (
-                find(&paid.target, PAID_OP),
-                find(&paid.target, UNPAID_OP),
-            ) {
+            if let (Some(p), Some(u)) = (find(&paid.target, PAID_OP), find(&paid.target, UNPAID_OP))
+            {
                 overhead.push(Overhead {
                     target: p.target.clone(),
                     paid_p50_ms: p.p50_ms,

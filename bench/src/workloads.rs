@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use cdk::mint_url::MintUrl;
 use cashu_402::Challenge;
+use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, PublicKey, Token};
 use serde_json::{json, Value};
 
@@ -37,15 +37,57 @@ pub async fn mint_suite(target: &str, url: &str, s: Sizes) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// `n` swaps at concurrency 1, then `n` at concurrency 8 (for profiling a running mint).
+/// `n` swaps at concurrency 1 (for profiling a running mint); with `pause`, waits for a line on
+/// stdin once everything is prepared.
 pub async fn swap_runs(
     target: &str,
     url: &str,
     n: usize,
     max_secs: u64,
+    pause: bool,
 ) -> anyhow::Result<Vec<Measurement>> {
     let c = Arc::new(MintClient::connect(url).await?);
-    swaps(target, &c, &[(1, n), (8, n)], Duration::from_secs(max_secs)).await
+    let bodies = swap_bodies(&c, n).await?;
+    if pause {
+        eprintln!("bench: {n} swaps prepared; press Enter to send them");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+    }
+    Ok(vec![
+        run_swaps(target, &c, bodies, 1, Duration::from_secs(max_secs)).await,
+    ])
+}
+
+/// Request bodies of `n` swaps, 1 input of 2 sat → 2 outputs of 1 sat, with fresh proofs.
+async fn swap_bodies(c: &MintClient, n: usize) -> anyhow::Result<Vec<String>> {
+    let proofs = c
+        .mint_many(2, n, PREP_BATCH)
+        .await
+        .context("prepare swaps")?;
+    let mut bodies = Vec::with_capacity(n);
+    for p in proofs {
+        let outputs = Outputs::new(c.keyset, &[1, 1])?;
+        bodies.push(json!({ "inputs": [p], "outputs": outputs.blinded() }).to_string());
+    }
+    Ok(bodies)
+}
+
+async fn run_swaps(
+    target: &str,
+    c: &Arc<MintClient>,
+    bodies: Vec<String>,
+    conc: usize,
+    max_time: Duration,
+) -> Measurement {
+    let cl = c.clone();
+    load::run(target, "swap", bodies, conc, max_time, move |body| {
+        let cl = cl.clone();
+        async move {
+            let res = post_raw(&cl, "/v1/swap", body).await?;
+            expect_signatures(&res, 2)
+        }
+    })
+    .await
 }
 
 async fn swaps(
@@ -56,28 +98,9 @@ async fn swaps(
 ) -> anyhow::Result<Vec<Measurement>> {
     let mut out = Vec::new();
     for &(conc, n) in runs {
-        let proofs = c
-            .mint_many(2, n, PREP_BATCH)
-            .await
-            .context("prepare swaps")?;
-        let mut bodies = Vec::with_capacity(n);
-        for p in proofs {
-            let outputs = Outputs::new(c.keyset, &[1, 1])?;
-            bodies.push(json!({ "inputs": [p], "outputs": outputs.blinded() }).to_string());
-        }
-        let cl = c.clone();
-        out.push(
-            load::run(target, "swap", bodies, conc, max_time, move |body| {
-                let cl = cl.clone();
-                async move {
-                    let res = post_raw(&cl, "/v1/swap", body).await?;
-                    expect_signatures(&res, 2)
-                }
-            })
-            .await,
-        );
+        let bodies = swap_bodies(c, n).await?;
+        out.push(run_swaps(target, c, bodies, conc, max_time).await);
     }
-
     Ok(out)
 }
 
@@ -258,7 +281,10 @@ pub async fn paywall_suite(
 async fn merchant_lock(http: &reqwest::Client, api_url: &str) -> anyhow::Result<PublicKey> {
     let res = http.get(format!("{api_url}/weather")).send().await?;
     if res.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
-        bail!("GET /weather without payment: {} (expected 402)", res.status());
+        bail!(
+            "GET /weather without payment: {} (expected 402)",
+            res.status()
+        );
     }
     let header = res
         .headers()

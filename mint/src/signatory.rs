@@ -26,9 +26,7 @@ use cdk_common::bitcoin::bip32::Xpriv;
 use cdk_common::bitcoin::Network;
 use cdk_common::Error;
 use cdk_signatory::db_signatory::DbSignatory;
-use cdk_signatory::signatory::{
-    RotateKeyArguments, Signatory, SignatoryKeySet, SignatoryKeysets,
-};
+use cdk_signatory::signatory::{RotateKeyArguments, Signatory, SignatoryKeySet, SignatoryKeysets};
 use tokio::sync::watch;
 
 /// Batches at least this large are split over the blocking pool, one chunk per core; smaller
