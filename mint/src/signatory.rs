@@ -230,3 +230,110 @@ impl Signatory for DirectSignatory {
         self.inner.rotate_keyset(args).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use cdk::dhke::{blind_message, unblind_message};
+    use cdk::nuts::nut02::KeySetVersion;
+    use cdk::nuts::PublicKey;
+    use cdk::secret::Secret;
+
+    use super::*;
+
+    const AMOUNTS: [u64; 4] = [1, 2, 4, 8];
+
+    /// A signatory on an in-memory database with one active sat keyset, and that keyset.
+    async fn signatory() -> (DirectSignatory, SignatoryKeySet) {
+        let db = Arc::new(cdk_sqlite::mint::memory::empty().await.unwrap());
+        let units = HashMap::from([(CurrencyUnit::Sat, (0, AMOUNTS.to_vec()))]);
+        let s = DirectSignatory::new(db, &[7u8; 32], units).await.unwrap();
+        let keyset = s
+            .rotate_keyset(RotateKeyArguments {
+                unit: CurrencyUnit::Sat,
+                amounts: AMOUNTS.to_vec(),
+                input_fee_ppk: 0,
+                keyset_id_type: KeySetVersion::Version01,
+                final_expiry: None,
+            })
+            .await
+            .unwrap();
+        (s, keyset)
+    }
+
+    /// `n` outputs of 1..8 sat, their secrets and blinding factors.
+    fn outputs(id: Id, n: usize) -> Vec<(BlindedMessage, Secret, SecretKey)> {
+        (0..n)
+            .map(|i| {
+                let secret = Secret::generate();
+                let (b, r) = blind_message(secret.as_bytes(), None).unwrap();
+                let amount = Amount::from(AMOUNTS[i % AMOUNTS.len()]);
+                (BlindedMessage::new(amount, id, b), secret, r)
+            })
+            .collect()
+    }
+
+    fn proofs(
+        outs: &[(BlindedMessage, Secret, SecretKey)],
+        sigs: &[BlindSignature],
+        keys: &cdk::nuts::Keys,
+    ) -> Vec<Proof> {
+        outs.iter()
+            .zip(sigs)
+            .map(|((b, secret, r), sig)| {
+                let k: PublicKey = keys.amount_key(b.amount).unwrap();
+                let c = unblind_message(&sig.c, r, &k).unwrap();
+                Proof::new(b.amount, b.keyset_id, secret.clone(), c)
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signs_like_db_signatory_and_verifies_what_it_signed() {
+        let (s, keyset) = signatory().await;
+        // Below and above the batch size that goes to the blocking pool.
+        for n in [3, 2 * PARALLEL_BATCH + 1] {
+            let outs = outputs(keyset.id, n);
+            let msgs: Vec<BlindedMessage> = outs.iter().map(|o| o.0.clone()).collect();
+            let ours = s.blind_sign(msgs.clone()).await.unwrap();
+            // DLEQ nonces are deterministic: the same inputs give the same signatures.
+            assert_eq!(ours, s.inner.blind_sign(msgs).await.unwrap());
+            let proofs = proofs(&outs, &ours, &keyset.keys);
+            s.verify_proofs(proofs.clone()).await.unwrap();
+            s.inner.verify_proofs(proofs).await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refuses_what_db_signatory_refuses_with_its_error() {
+        let (s, keyset) = signatory().await;
+        for n in [2, 2 * PARALLEL_BATCH] {
+            let outs = outputs(keyset.id, n);
+            let msgs: Vec<BlindedMessage> = outs.iter().map(|o| o.0.clone()).collect();
+            let sigs = s.blind_sign(msgs).await.unwrap();
+            let good = proofs(&outs, &sigs, &keyset.keys);
+
+            // One proof carries another proof's signature.
+            let mut forged = good.clone();
+            forged[n - 1].c = good[0].c;
+            let ours = s.verify_proofs(forged.clone()).await.unwrap_err();
+            let theirs = s.inner.verify_proofs(forged).await.unwrap_err();
+            assert_eq!(ours.to_string(), theirs.to_string());
+
+            // An amount the keyset has no key for.
+            let mut odd = good.clone();
+            odd[0].amount = Amount::from(3);
+            let ours = s.verify_proofs(odd.clone()).await.unwrap_err();
+            let theirs = s.inner.verify_proofs(odd).await.unwrap_err();
+            assert_eq!(ours.to_string(), theirs.to_string());
+
+            // A keyset the mint never had.
+            let mut unknown = good;
+            unknown[0].keyset_id = Id::from_bytes(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+            let ours = s.verify_proofs(unknown.clone()).await.unwrap_err();
+            let theirs = s.inner.verify_proofs(unknown).await.unwrap_err();
+            assert_eq!(ours.to_string(), theirs.to_string());
+        }
+    }
+}
