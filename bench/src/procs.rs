@@ -217,8 +217,7 @@ max_delay_time = 0
 "#
     );
     let config_file = dir.join("config.toml");
-    // No admin API: its fixed default port may be taken, and the bench never uses it.
-    std::fs::write(&config_file, format!("[admin]\nenabled = false\n{config}"))?;
+    std::fs::write(&config_file, config)?;
     let log = dir.join("cdk-mintd.log");
     let init = Command::new(bin)
         .arg("--work-dir")
