@@ -6,14 +6,16 @@
 #
 # - Builds the release binaries (allowance-mint, the paid_api example, allowance-bench).
 # - PostgreSQL: uses BENCH_POSTGRES_URL if set, else starts a throwaway cluster with
-#   tests/interop/start-postgres.sh on port ${BENCH_PG_PORT:-55432} (stopped afterwards); without
+#   tests/interop/start-postgres.sh on BENCH_PG_PORT or the first free port from 55432 (stopped afterwards); without
 #   one the PostgreSQL rows are reported as skipped.
 # - Nutshell: the virtualenv target/nutshell-venv (tests/interop/install-nutshell.sh makes it;
 #   BENCH_INSTALL_NUTSHELL=1 runs it here). Its mint needs `limits<5`, installed here if needed.
-# - cdk-mintd: target/cdk-mintd/bin/cdk-mintd. It is a long release build, so it is installed
+# - cdk-mintd: $CDK_MINTD_ROOT/bin/cdk-mintd, CDK_MINTD_ROOT defaulting to
+#   ~/.local/share/allowance-bench/cdk-mintd (outside the repository, so it survives
+#   `cargo clean` and is shared by clones). It is a second, long release build, so it is installed
 #   here only with BENCH_INSTALL_CDK_MINTD=1:
-#     cargo install cdk-mintd --version 0.18.3 --locked --no-default-features \
-#         --features fakewallet,sqlite --root target/cdk-mintd
+#     PROTOC=$PWD/tools/protoc cargo install cdk-mintd --version 0.18.3 --locked \
+#         --no-default-features --features fakewallet,sqlite --root "$CDK_MINTD_ROOT"
 # Missing peers are reported as skipped with the reason; the bench never blocks on them.
 
 set -euo pipefail
@@ -35,17 +37,25 @@ if [ -x "$VENV/bin/python" ]; then
     fi
 fi
 
-MINTD="$ROOT/target/cdk-mintd/bin/cdk-mintd"
+CDK_MINTD_ROOT="${CDK_MINTD_ROOT:-$HOME/.local/share/allowance-bench/cdk-mintd}"
+MINTD="$CDK_MINTD_ROOT/bin/cdk-mintd"
 if [ ! -x "$MINTD" ] && [ "${BENCH_INSTALL_CDK_MINTD:-0}" = 1 ]; then
     PROTOC="$ROOT/tools/protoc" cargo install cdk-mintd --version 0.18.3 --locked \
-        --no-default-features --features fakewallet,sqlite --root "$ROOT/target/cdk-mintd" >&2 ||
+        --no-default-features --features fakewallet,sqlite --root "$CDK_MINTD_ROOT" >&2 ||
         log "cdk-mintd install failed; it will be skipped"
 fi
 
 PG_DIR=""
 if [ -z "${BENCH_POSTGRES_URL:-}" ]; then
     PG_DIR="$ROOT/target/bench/postgres"
-    if URL="$(tests/interop/start-postgres.sh "$PG_DIR" "${BENCH_PG_PORT:-55432}")"; then
+    PG_PORT="${BENCH_PG_PORT:-}"
+    if [ -z "$PG_PORT" ]; then
+        # The first free port from 55432 (other clusters may run on this machine).
+        for PG_PORT in $(seq 55432 55531); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$PG_PORT") 2>/dev/null || break
+        done
+    fi
+    if URL="$(tests/interop/start-postgres.sh "$PG_DIR" "$PG_PORT")"; then
         export BENCH_POSTGRES_URL="$URL"
         trap 'tests/interop/stop-postgres.sh "$PG_DIR" >&2 || true' EXIT
     else
@@ -54,4 +64,4 @@ if [ -z "${BENCH_POSTGRES_URL:-}" ]; then
     fi
 fi
 
-target/release/allowance-bench "$@"
+target/release/allowance-bench --cdk-mintd "$MINTD" "$@"

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use cdk::dhke::construct_proofs;
-use cdk::nuts::{BlindSignature, BlindedMessage, Id, Keys, PreMintSecrets, Proof};
+use cdk::nuts::{
+    BlindSignature, BlindedMessage, Id, Keys, PreMintSecrets, Proof, PublicKey, SpendingConditions,
+};
 use cdk::secret::Secret;
 use cdk::Amount;
 use serde_json::{json, Value};
@@ -36,20 +38,46 @@ impl Outputs {
         Ok(Self { pre })
     }
 
+    /// Fresh secrets for `amounts`, each P2PK-locked (NUT-11) to `pubkey` alone.
+    pub fn locked(keyset: Id, amounts: &[u64], pubkey: PublicKey) -> anyhow::Result<Self> {
+        let secrets = amounts
+            .iter()
+            .map(|_| Secret::try_from(SpendingConditions::new_p2pk(pubkey, None)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let amounts = amounts.iter().map(|a| Amount::from(*a)).collect();
+        let pre = PreMintSecrets::from_secrets(keyset, amounts, secrets)?;
+        Ok(Self { pre })
+    }
+
     pub fn blinded(&self) -> Vec<BlindedMessage> {
         self.pre.blinded_messages()
     }
 
     /// Unblinds the mint's signatures into proofs (without DLEQ, as a plain wallet sends them).
     pub fn unblind(self, sigs: Vec<BlindSignature>, keys: &Keys) -> anyhow::Result<Vec<Proof>> {
-        let proofs = construct_proofs(sigs, self.pre.rs(), self.pre.secrets(), keys)?;
-        Ok(proofs
+        Ok(self
+            .unblind_with_dleq(sigs, keys)?
             .into_iter()
             .map(|mut p| {
                 p.dleq = None;
                 p
             })
             .collect())
+    }
+
+    /// Unblinds keeping the NUT-12 DLEQ proofs (with the blinding factor `r`), so that a
+    /// receiver can check the mint's signatures offline.
+    pub fn unblind_with_dleq(
+        self,
+        sigs: Vec<BlindSignature>,
+        keys: &Keys,
+    ) -> anyhow::Result<Vec<Proof>> {
+        Ok(construct_proofs(
+            sigs,
+            self.pre.rs(),
+            self.pre.secrets(),
+            keys,
+        )?)
     }
 }
 
@@ -140,6 +168,25 @@ impl MintClient {
             .await?;
         let sigs: Vec<BlindSignature> = serde_json::from_value(res["signatures"].clone())?;
         outputs.unblind(sigs, &self.keys)
+    }
+
+    /// Mints `count` proofs of `amount` each, P2PK-locked to `pubkey`, with DLEQ proofs.
+    pub async fn mint_locked(
+        &self,
+        amount: u64,
+        count: usize,
+        pubkey: PublicKey,
+    ) -> anyhow::Result<Vec<Proof>> {
+        let quote = self.paid_mint_quote(amount * count as u64).await?;
+        let outputs = Outputs::locked(self.keyset, &vec![amount; count], pubkey)?;
+        let res = self
+            .post(
+                "/v1/mint/bolt11",
+                &json!({ "quote": quote, "outputs": outputs.blinded() }),
+            )
+            .await?;
+        let sigs: Vec<BlindSignature> = serde_json::from_value(res["signatures"].clone())?;
+        outputs.unblind_with_dleq(sigs, &self.keys)
     }
 
     /// Mints `count` proofs of `amount` each, in requests of at most `batch` outputs.

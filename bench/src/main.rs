@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use report::{Report, Skipped};
-use workloads::Sizes;
+use workloads::{PaywallMode, Sizes};
 
 const OURS: &str = "allowance-mint sqlite";
 
@@ -50,6 +50,17 @@ struct Args {
     /// JSON output [default: <bin-dir>/../bench/results.json].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only swaps at concurrency 1, against an already running mint at this URL (for profiling
+    /// the mint under callgrind or perf); prints the table, writes no JSON. With `--pause`, waits
+    /// for a line on stdin between preparing the proofs and sending the swaps, so the profiler's
+    /// counters can be zeroed there (`callgrind_control -z`).
+    #[arg(long, value_name = "MINT_URL")]
+    swaps_only: Option<String>,
+    /// Swaps with --swaps-only.
+    #[arg(long, default_value_t = 200)]
+    swaps: usize,
+    #[arg(long, requires = "swaps_only")]
+    pause: bool,
     /// Longest any one measured run may take, in seconds.
     #[arg(long, default_value_t = 15)]
     max_secs: u64,
@@ -79,6 +90,21 @@ async fn main() -> anyhow::Result<()> {
             .context("binary directory")?
             .to_path_buf(),
     };
+    if let Some(url) = &args.swaps_only {
+        let ms = workloads::swap_runs("profiled mint", url, args.swaps, args.max_secs, args.pause)
+            .await?;
+        let mut report = Report {
+            mode: "swaps-only".into(),
+            cpus: 1,
+            measurements: ms,
+            ratios: vec![],
+            paywall_overhead: vec![],
+            skipped: vec![],
+        };
+        report.compute_ratios("");
+        print!("{}", report.table());
+        return Ok(());
+    }
     let target_dir = bin_dir.parent().unwrap_or(&bin_dir).to_path_buf();
     let out = args.out.clone().unwrap_or_else(|| match args.soak_secs {
         Some(_) => target_dir.join("bench/soak.json"),
@@ -111,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         measurements: vec![],
         ratios: vec![],
+        paywall_overhead: vec![],
         skipped: vec![],
     };
     let mint_bin = bin_dir.join("allowance-mint");
@@ -130,13 +157,27 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("{OURS}:\n{}", mint.log_tail()))?;
         report.measurements.extend(ms);
-        let api = procs::paid_api(&paid_api_bin, &work.join("paywall"), &mint.url)
+        for (name, mode, dir) in [
+            ("paywall (online)", PaywallMode::Online, "paywall"),
+            (
+                "paywall (locked, DLEQ)",
+                PaywallMode::Locked,
+                "paywall-locked",
+            ),
+        ] {
+            let api = procs::paid_api(
+                &paid_api_bin,
+                &work.join(dir),
+                &mint.url,
+                mode == PaywallMode::Locked,
+            )
             .context("start paid_api")?;
-        eprintln!("bench: paywall at {}", api.url);
-        let ms = workloads::paywall_suite("paywall (online)", &mint.url, &api.url, sizes)
-            .await
-            .with_context(|| format!("paywall:\n{}", api.log_tail()))?;
-        report.measurements.extend(ms);
+            eprintln!("bench: {name} at {}", api.url);
+            let ms = workloads::paywall_suite(name, &mint.url, &api.url, mode, sizes)
+                .await
+                .with_context(|| format!("{name}:\n{}", api.log_tail()))?;
+            report.measurements.extend(ms);
+        }
     }
 
     if !args.tiny {

@@ -123,7 +123,8 @@ pub fn allowance_mint(
 ) -> anyhow::Result<Service> {
     std::fs::create_dir_all(dir)?;
     let config_file = dir.join("config.toml");
-    std::fs::write(&config_file, config)?;
+    // No admin API: its fixed default port may be taken, and the bench never uses it.
+    std::fs::write(&config_file, format!("[admin]\nenabled = false\n{config}"))?;
     let mut cmd = Command::new(bin);
     cmd.arg("--config")
         .arg(&config_file)
@@ -136,10 +137,14 @@ pub fn allowance_mint(
     spawn_announcing(cmd, dir.join("mint.log"))
 }
 
-/// The `paid_api` example in front of `mint_url`.
-pub fn paid_api(bin: &Path, dir: &Path, mint_url: &str) -> anyhow::Result<Service> {
+/// The `paid_api` example in front of `mint_url`; with `lock`, it asks for tokens P2PK-locked to
+/// the merchant with DLEQ proofs.
+pub fn paid_api(bin: &Path, dir: &Path, mint_url: &str, lock: bool) -> anyhow::Result<Service> {
     std::fs::create_dir_all(dir)?;
     let mut cmd = Command::new(bin);
+    if lock {
+        cmd.arg("--lock");
+    }
     cmd.arg("--mint-url")
         .arg(mint_url)
         .arg("--listen")

@@ -4,6 +4,10 @@ use serde::Serialize;
 
 use crate::load::Measurement;
 
+/// The operation names of the paywall runs (see `workloads::paywall_suite`).
+pub const PAID_OP: &str = "paid GET /weather";
+pub const UNPAID_OP: &str = "unpaid GET /health";
+
 /// A target that was not measured, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Skipped {
@@ -21,12 +25,23 @@ pub struct Ratio {
     pub throughput_ratio: f64,
 }
 
+/// What a paywall adds to one request: paid p50 at concurrency 1 minus the unpaid p50 of the
+/// same server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overhead {
+    pub target: String,
+    pub paid_p50_ms: f64,
+    pub unpaid_p50_ms: f64,
+    pub added_p50_ms: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub mode: String,
     pub cpus: usize,
     pub measurements: Vec<Measurement>,
     pub ratios: Vec<Ratio>,
+    pub paywall_overhead: Vec<Overhead>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -51,6 +66,29 @@ impl Report {
             }
         }
         self.ratios = ratios;
+
+        let find = |target: &str, op: &str| {
+            self.measurements
+                .iter()
+                .find(|m| m.target == target && m.op == op && m.concurrency == 1 && m.ok > 0)
+        };
+        let mut overhead = Vec::new();
+        for paid in self
+            .measurements
+            .iter()
+            .filter(|m| m.op == PAID_OP && m.concurrency == 1 && m.ok > 0)
+        {
+            if let (Some(p), Some(u)) = (find(&paid.target, PAID_OP), find(&paid.target, UNPAID_OP))
+            {
+                overhead.push(Overhead {
+                    target: p.target.clone(),
+                    paid_p50_ms: p.p50_ms,
+                    unpaid_p50_ms: u.p50_ms,
+                    added_p50_ms: p.p50_ms - u.p50_ms,
+                });
+            }
+        }
+        self.paywall_overhead = overhead;
     }
 
     /// The table as Markdown (also readable on a terminal).
@@ -71,6 +109,16 @@ impl Report {
                 s.push_str(&format!(
                     "| {} | {} | {} / {} | {:.2}× |\n",
                     r.op, r.concurrency, r.ours, r.peer, r.throughput_ratio
+                ));
+            }
+        }
+        if !self.paywall_overhead.is_empty() {
+            s.push_str("\n| paywall | paid p50 ms | unpaid p50 ms | added p50 ms |\n");
+            s.push_str("|---|---:|---:|---:|\n");
+            for o in &self.paywall_overhead {
+                s.push_str(&format!(
+                    "| {} | {:.2} | {:.2} | {:.2} |\n",
+                    o.target, o.paid_p50_ms, o.unpaid_p50_ms, o.added_p50_ms
                 ));
             }
         }
@@ -117,6 +165,7 @@ mod tests {
             cpus: 2,
             measurements: vec![m("ours", "swap", 100.0), m("peer", "swap", 25.0)],
             ratios: vec![],
+            paywall_overhead: vec![],
             skipped: vec![],
         };
         r.measurements.push(m("peer", "mint", 1.0));
@@ -124,5 +173,27 @@ mod tests {
         assert_eq!(r.ratios.len(), 1);
         assert_eq!(r.ratios[0].throughput_ratio, 4.0);
         assert!(r.table().contains("4.00×"));
+    }
+
+    #[test]
+    fn overhead_is_paid_minus_unpaid_p50_at_concurrency_1() {
+        let mut paid = m("pw", PAID_OP, 10.0);
+        paid.concurrency = 1;
+        paid.p50_ms = 3.5;
+        let mut unpaid = m("pw", UNPAID_OP, 100.0);
+        unpaid.concurrency = 1;
+        unpaid.p50_ms = 0.5;
+        let mut r = Report {
+            mode: "full".into(),
+            cpus: 2,
+            measurements: vec![unpaid, paid, m("pw", PAID_OP, 20.0)],
+            ratios: vec![],
+            paywall_overhead: vec![],
+            skipped: vec![],
+        };
+        r.compute_ratios("ours");
+        assert_eq!(r.paywall_overhead.len(), 1);
+        assert_eq!(r.paywall_overhead[0].added_p50_ms, 3.0);
+        assert!(r.table().contains("| pw | 3.50 | 0.50 | 3.00 |"));
     }
 }

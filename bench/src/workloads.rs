@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use cashu_402::Challenge;
 use cdk::mint_url::MintUrl;
-use cdk::nuts::{CurrencyUnit, Token};
+use cdk::nuts::{CurrencyUnit, PublicKey, Token};
 use serde_json::{json, Value};
 
 use crate::client::{truncate, MintClient, Outputs};
@@ -31,31 +32,84 @@ const PREP_BATCH: usize = 100;
 /// concurrency 8.
 pub async fn mint_suite(target: &str, url: &str, s: Sizes) -> anyhow::Result<Vec<Measurement>> {
     let c = Arc::new(MintClient::connect(url).await?);
-    let mut out = Vec::new();
+    let mut out = swaps(target, &c, &[(1, s.swaps_c1), (8, s.swaps_c8)], s.max_time).await?;
+    out.extend(mints_and_melts(target, &c, s).await?);
+    Ok(out)
+}
 
-    for (conc, n) in [(1, s.swaps_c1), (8, s.swaps_c8)] {
-        let proofs = c
-            .mint_many(2, n, PREP_BATCH)
-            .await
-            .context("prepare swaps")?;
-        let mut bodies = Vec::with_capacity(n);
-        for p in proofs {
-            let outputs = Outputs::new(c.keyset, &[1, 1])?;
-            bodies.push(json!({ "inputs": [p], "outputs": outputs.blinded() }).to_string());
-        }
-        let cl = c.clone();
-        out.push(
-            load::run(target, "swap", bodies, conc, s.max_time, move |body| {
-                let cl = cl.clone();
-                async move {
-                    let res = post_raw(&cl, "/v1/swap", body).await?;
-                    expect_signatures(&res, 2)
-                }
-            })
-            .await,
-        );
+/// `n` swaps at concurrency 1 (for profiling a running mint); with `pause`, waits for a line on
+/// stdin once everything is prepared.
+pub async fn swap_runs(
+    target: &str,
+    url: &str,
+    n: usize,
+    max_secs: u64,
+    pause: bool,
+) -> anyhow::Result<Vec<Measurement>> {
+    let c = Arc::new(MintClient::connect(url).await?);
+    let bodies = swap_bodies(&c, n).await?;
+    if pause {
+        eprintln!("bench: {n} swaps prepared; press Enter to send them");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
     }
+    Ok(vec![
+        run_swaps(target, &c, bodies, 1, Duration::from_secs(max_secs)).await,
+    ])
+}
 
+/// Request bodies of `n` swaps, 1 input of 2 sat → 2 outputs of 1 sat, with fresh proofs.
+async fn swap_bodies(c: &MintClient, n: usize) -> anyhow::Result<Vec<String>> {
+    let proofs = c
+        .mint_many(2, n, PREP_BATCH)
+        .await
+        .context("prepare swaps")?;
+    let mut bodies = Vec::with_capacity(n);
+    for p in proofs {
+        let outputs = Outputs::new(c.keyset, &[1, 1])?;
+        bodies.push(json!({ "inputs": [p], "outputs": outputs.blinded() }).to_string());
+    }
+    Ok(bodies)
+}
+
+async fn run_swaps(
+    target: &str,
+    c: &Arc<MintClient>,
+    bodies: Vec<String>,
+    conc: usize,
+    max_time: Duration,
+) -> Measurement {
+    let cl = c.clone();
+    load::run(target, "swap", bodies, conc, max_time, move |body| {
+        let cl = cl.clone();
+        async move {
+            let res = post_raw(&cl, "/v1/swap", body).await?;
+            expect_signatures(&res, 2)
+        }
+    })
+    .await
+}
+
+async fn swaps(
+    target: &str,
+    c: &Arc<MintClient>,
+    runs: &[(usize, usize)],
+    max_time: Duration,
+) -> anyhow::Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    for &(conc, n) in runs {
+        let bodies = swap_bodies(c, n).await?;
+        out.push(run_swaps(target, c, bodies, conc, max_time).await);
+    }
+    Ok(out)
+}
+
+async fn mints_and_melts(
+    target: &str,
+    c: &Arc<MintClient>,
+    s: Sizes,
+) -> anyhow::Result<Vec<Measurement>> {
+    let mut out = Vec::new();
     let mut mint_outputs = Vec::with_capacity(s.mints);
     for _ in 0..s.mints {
         mint_outputs.push(serde_json::to_value(
@@ -139,19 +193,45 @@ pub async fn mint_suite(target: &str, url: &str, s: Sizes) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// Requests through the paywall (`GET /weather`, 5 sat, redeemed online at the mint) at
-/// concurrency 1 and 8, and the free `GET /health` of the same server.
+/// How the paywall under test takes its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaywallMode {
+    /// Plain tokens, redeemed at the mint (a swap) before the handler runs.
+    Online,
+    /// Tokens P2PK-locked to the merchant with DLEQ proofs (`paid_api --lock`), checked offline
+    /// before redemption.
+    Locked,
+}
+
+/// Requests through the paywall (`GET /weather`, 5 sat as one 4-sat and one 1-sat proof) at
+/// concurrency 1 and 8, and the free `GET /health` of the same server as the unpaid baseline.
 pub async fn paywall_suite(
     target: &str,
     mint_url: &str,
     api_url: &str,
+    mode: PaywallMode,
     s: Sizes,
 ) -> anyhow::Result<Vec<Measurement>> {
     let c = MintClient::connect(mint_url).await?;
     let mint = MintUrl::from_str_checked(mint_url)?;
     let n = s.paid * 2;
-    let fours = c.mint_many(4, n, PREP_BATCH).await?;
-    let ones = c.mint_many(1, n, PREP_BATCH).await?;
+    let (fours, ones) = match mode {
+        PaywallMode::Online => (
+            c.mint_many(4, n, PREP_BATCH).await?,
+            c.mint_many(1, n, PREP_BATCH).await?,
+        ),
+        PaywallMode::Locked => {
+            let pubkey = merchant_lock(&c.http, api_url).await?;
+            let mut fours = Vec::with_capacity(n);
+            let mut ones = Vec::with_capacity(n);
+            while fours.len() < n {
+                let k = PREP_BATCH.min(n - fours.len());
+                fours.extend(c.mint_locked(4, k, pubkey).await?);
+                ones.extend(c.mint_locked(1, k, pubkey).await?);
+            }
+            (fours, ones)
+        }
+    };
     let mut tokens: Vec<String> = fours
         .into_iter()
         .zip(ones)
@@ -165,7 +245,7 @@ pub async fn paywall_suite(
     out.push(
         load::run(
             target,
-            "unpaid GET /health",
+            crate::report::UNPAID_OP,
             health,
             1,
             s.max_time,
@@ -182,7 +262,7 @@ pub async fn paywall_suite(
         out.push(
             load::run(
                 target,
-                "paid GET /weather",
+                crate::report::PAID_OP,
                 batch,
                 conc,
                 s.max_time,
@@ -195,6 +275,26 @@ pub async fn paywall_suite(
         );
     }
     Ok(out)
+}
+
+/// The key the paywall wants tokens locked to, from its 402 challenge.
+async fn merchant_lock(http: &reqwest::Client, api_url: &str) -> anyhow::Result<PublicKey> {
+    let res = http.get(format!("{api_url}/weather")).send().await?;
+    if res.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
+        bail!(
+            "GET /weather without payment: {} (expected 402)",
+            res.status()
+        );
+    }
+    let header = res
+        .headers()
+        .get("X-Cashu")
+        .context("402 without an X-Cashu challenge")?
+        .to_str()?;
+    let challenge = Challenge::parse(header).map_err(|e| anyhow::anyhow!("challenge: {e}"))?;
+    challenge
+        .lock_pubkey()
+        .context("the challenge asks for no lock (is paid_api running with --lock?)")
 }
 
 trait FromStrChecked: Sized {

@@ -44,6 +44,9 @@ fn tiny_bench_runs_every_workload_against_our_mint() {
         ("paywall (online)", "unpaid GET /health", 1),
         ("paywall (online)", "paid GET /weather", 1),
         ("paywall (online)", "paid GET /weather", 8),
+        ("paywall (locked, DLEQ)", "unpaid GET /health", 1),
+        ("paywall (locked, DLEQ)", "paid GET /weather", 1),
+        ("paywall (locked, DLEQ)", "paid GET /weather", 8),
     ] {
         let m = ms
             .iter()
@@ -52,4 +55,6 @@ fn tiny_bench_runs_every_workload_against_our_mint() {
         assert_eq!(m["errors"], 0, "{m}");
         assert!(m["ok"].as_u64().unwrap() > 0, "{m}");
     }
+    let overhead = json["paywall_overhead"].as_array().unwrap();
+    assert_eq!(overhead.len(), 2, "{json}");
 }

@@ -29,6 +29,7 @@ pub mod seed;
 pub mod serve;
 pub mod settle;
 pub mod store;
+pub mod sync_melt;
 pub mod verify;
 
 pub use auto_settle::{AutoSettleConfig, AutoSettler};

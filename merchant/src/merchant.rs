@@ -24,6 +24,7 @@ use tokio::sync::{Mutex, Notify, RwLock};
 
 use crate::seed::{self, Seed, SeedError};
 use crate::store::{Settlement, SettlementSource, Store, StoreError};
+use crate::sync_melt::SyncMeltClient;
 
 /// File name of cdk's wallet database inside the data directory.
 pub const WALLET_FILE: &str = "wallet.sqlite";
@@ -248,6 +249,8 @@ impl Merchant {
             .localstore(self.inner.localstore.clone())
             .seed(*self.inner.seed.as_bytes())
             .without_rate_limiting()
+            // Melts (settlements) answered synchronously: see `sync_melt`.
+            .shared_client(Arc::new(SyncMeltClient::new(mint.clone())))
             .build()?;
         wallets.insert(key, wallet.clone());
         Ok(wallet)

@@ -19,6 +19,7 @@ pub mod mint_setup;
 pub mod secret;
 pub mod seed;
 pub mod serve;
+pub mod signatory;
 pub mod storage;
 
 use std::sync::Arc;

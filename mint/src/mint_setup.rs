@@ -1,6 +1,7 @@
 //! Assembles a running cdk `Mint` from the configuration: storage, seed, Lightning backend,
 //! limits, fees and what `/v1/info` says.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cdk::mint::{MintBuilder, MintMeltLimits, UnitConfig};
@@ -20,6 +21,7 @@ use crate::lightning::{
     self, ActiveBackend, Backend, InjectedBackend, LightningError, FAKE_BACKEND_WARNING,
 };
 use crate::seed::{self, SeedError, SeedSource};
+use crate::signatory::DirectSignatory;
 use crate::storage::{self, StorageError};
 
 /// How long cdk-axum's response cache keeps swap, mint and melt answers (its default), which
@@ -103,9 +105,7 @@ pub async fn assemble_with(
     let label = label.as_ref().map(|(l, w)| (*l, w.clone()));
     let (builder, info) =
         mint_builder(config, &storage, &processor, &registry, label.clone()).await?;
-    let mut mint = builder
-        .build_with_seed(storage.keys.clone(), seed.as_bytes())
-        .await?;
+    let mut mint = build(builder, config, &storage, seed.as_bytes()).await?;
     if !keysets_agree_with_database(&mint, &storage).await? {
         // Another mint process on this database created or rotated a keyset between our
         // look at the keysets and our build (two replicas starting at once on an empty
@@ -116,9 +116,7 @@ pub async fn assemble_with(
         );
         let (builder, _) =
             mint_builder(config, &storage, &processor, &registry, label.clone()).await?;
-        mint = builder
-            .build_with_seed(storage.keys.clone(), seed.as_bytes())
-            .await?;
+        mint = build(builder, config, &storage, seed.as_bytes()).await?;
     }
     let mut info = info;
 
@@ -206,6 +204,27 @@ async fn mint_builder(
         .methods
         .retain(|m| m.method.as_str() != METHOD);
     Ok((builder, info))
+}
+
+/// Builds the mint on our signatory instead of `build_with_seed`'s actor (see `signatory`);
+/// the units are the ones `mint_builder` configures: sat, with the keyset amounts and the
+/// input fee. A fresh signatory each time, so a rebuild reads the keysets anew.
+async fn build(
+    builder: MintBuilder,
+    config: &Config,
+    storage: &storage::Storage,
+    seed: &[u8],
+) -> Result<Mint, SetupError> {
+    let signatory = DirectSignatory::new(
+        storage.keys.clone(),
+        seed,
+        HashMap::from([(
+            CurrencyUnit::Sat,
+            (config.limits.input_fee_ppk, keyset_amounts()),
+        )]),
+    )
+    .await?;
+    Ok(builder.build_with_signatory(Arc::new(signatory)).await?)
 }
 
 /// Whether `mint` signs with the active keysets the database names (read under cdk's keyset

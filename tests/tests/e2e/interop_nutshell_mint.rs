@@ -1,6 +1,6 @@
 //! Our clients against Nutshell's mint (FakeWallet backend, no input fee, started by the test):
 //! the agent wallet receives a token Nutshell's wallet made, sends one back, pays the paid_api
-//! example that accepts that mint, and the merchant holds the ecash. Skipped without
+//! example that accepts that mint, and the merchant holds the ecash and settles it (a melt). Skipped without
 //! Nutshell, except under `CI` (see [`crate::interop_nutshell`]).
 
 use std::path::{Path, PathBuf};
@@ -160,9 +160,27 @@ async fn the_agent_receives_sends_and_pays_a_paywall_on_a_nutshell_mint() {
         "{ledger:?}"
     );
 
-    // The merchant holds what the agent paid, as proofs of the Nutshell mint. (Settling them to
-    // Lightning through Nutshell's mint, a melt, is not asserted yet: cdk reports the melt as
-    // failed on some runs while Nutshell answered 200; see the report on issue 6.)
+    // The merchant holds what the agent paid, as proofs of the Nutshell mint.
     shop.kill();
     assert_eq!(merchant_balance(&shop_dir), spent);
+
+    // It settles 20 sat to Lightning through Nutshell's mint (a melt; FakeWallet charges 1 sat
+    // and returns the rest of the reserve as change). Nutshell pays an async melt in a
+    // background task after answering, which cdk's wallet used to read as a failed payment and
+    // give the spent proofs back to the wallet; the merchant asks for synchronous melts.
+    let settled = merchant_cli(&shop_dir, &["settle", "--invoice", &fake_invoice(20)]);
+    assert_eq!(settled["amount"], 20, "{settled}");
+    assert_eq!(settled["outcome"], "paid", "{settled}");
+    let fee = settled["fee"].as_u64().unwrap();
+    assert!(fee <= 2, "within the fee reserve: {settled}");
+    assert_eq!(
+        merchant_balance(&shop_dir),
+        spent - 20 - fee,
+        "what the merchant still holds is what it had minus the payment and its fee"
+    );
+    assert!(
+        !nmint.log().contains("Error in background melt task"),
+        "Nutshell paid the melt in the background:\n{}",
+        nmint.log()
+    );
 }

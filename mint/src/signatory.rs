@@ -1,0 +1,339 @@
+//! The mint's signatory: cdk's `DbSignatory` (keys derived from the seed, keysets in the
+//! database, rotation) called directly by the request that needs it, instead of through cdk's
+//! embedded actor.
+//!
+//! Why not cdk's default (`MintBuilder::build_with_seed`): it wraps `DbSignatory` in
+//! `cdk_signatory::embedded::Service`, one task fed by a channel, so every blind signature and
+//! proof check of every request runs one after the other on one core, and each request pays two
+//! task hand-offs. `DbSignatory` is `Sync` and its signing reads a lock-free snapshot, so it can
+//! be called concurrently; the actor isolates nothing (same process, same memory).
+//!
+//! Proof verification also avoids `cashu::dhke::verify_message`, which builds (and randomises) a
+//! fresh secp256k1 context for every proof: the check itself — `hash_to_curve(secret) · k == C`
+//! — runs here on the global context, with the keyset's private keys derived from the seed exactly
+//! as `DbSignatory` derives them and checked against the public keys it publishes. Anything this
+//! path cannot answer (an unknown keyset, a failed check) is handed to `DbSignatory`, so errors
+//! stay cdk's own.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use cdk::cdk_database::{self, MintKeysDatabase};
+use cdk::dhke::hash_to_curve;
+use cdk::nuts::{BlindSignature, BlindedMessage, CurrencyUnit, Id, MintKeySet, Proof, SecretKey};
+use cdk::{Amount, SECP256K1};
+use cdk_common::bitcoin::bip32::Xpriv;
+use cdk_common::bitcoin::Network;
+use cdk_common::Error;
+use cdk_signatory::db_signatory::DbSignatory;
+use cdk_signatory::signatory::{RotateKeyArguments, Signatory, SignatoryKeySet, SignatoryKeysets};
+use tokio::sync::watch;
+
+/// Batches at least this large are split over the blocking pool, one chunk per core; smaller
+/// ones (a typical swap) run on the calling task, which is cheaper than any hand-off.
+const PARALLEL_BATCH: usize = 16;
+
+type KeysDb = Arc<dyn MintKeysDatabase<Err = cdk_database::Error> + Send + Sync>;
+
+/// Private keys of one keyset, by amount.
+type KeysetSecrets = BTreeMap<Amount, SecretKey>;
+
+pub struct DirectSignatory {
+    inner: Arc<DbSignatory>,
+    keys_db: KeysDb,
+    xpriv: Xpriv,
+    /// Keysets whose private keys were derived and matched the published public keys.
+    secrets: RwLock<HashMap<Id, Arc<KeysetSecrets>>>,
+    cores: usize,
+}
+
+impl DirectSignatory {
+    /// Loads (and on first start creates) the keysets for `units` (unit → input fee, amounts),
+    /// as `MintBuilder::build_with_seed` would.
+    pub async fn new(
+        keys_db: KeysDb,
+        seed: &[u8],
+        units: HashMap<CurrencyUnit, (u64, Vec<u64>)>,
+    ) -> Result<Self, Error> {
+        let inner = DbSignatory::new(keys_db.clone(), seed, units, HashMap::new()).await?;
+        let xpriv = Xpriv::new_master(Network::Bitcoin, seed)
+            .map_err(|e| Error::Custom(format!("cannot derive the mint's master key: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(inner),
+            keys_db,
+            xpriv,
+            secrets: RwLock::new(HashMap::new()),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    }
+
+    fn cached(&self, id: &Id) -> Option<Arc<KeysetSecrets>> {
+        self.secrets.read().ok()?.get(id).cloned()
+    }
+
+    /// The private keys of keyset `id`, derived once and cached; `None` when the keyset is
+    /// unknown or what we derive does not match what `DbSignatory` publishes.
+    async fn secrets_for(&self, id: &Id) -> Option<Arc<KeysetSecrets>> {
+        if let Some(s) = self.cached(id) {
+            return Some(s);
+        }
+        let published = self.inner.keysets().await.ok()?;
+        let public = published.keysets.into_iter().find(|k| k.id == *id)?;
+        let info = {
+            let mut tx = self.keys_db.begin_transaction().await.ok()?;
+            let infos = tx.get_keyset_infos().await.ok();
+            // Read-only: nothing to keep, and a failed rollback changes nothing either.
+            let _ = tx.rollback().await;
+            infos?.into_iter().find(|i| i.id == *id)?
+        };
+        let derived = MintKeySet::generate_from_xpriv(
+            &SECP256K1,
+            self.xpriv,
+            &info.amounts,
+            info.unit.clone(),
+            info.derivation_path.clone(),
+            info.input_fee_ppk,
+            info.final_expiry,
+            info.id.get_version(),
+        );
+        let matches = derived.keys.len() == public.keys.len()
+            && derived
+                .keys
+                .iter()
+                .all(|(amount, pair)| public.keys.get(amount) == Some(&pair.public_key));
+        if !matches {
+            tracing::warn!(keyset = %id, "derived keys differ from the signatory's; verifying through it");
+            return None;
+        }
+        let secrets: KeysetSecrets = derived
+            .keys
+            .iter()
+            .map(|(amount, pair)| (*amount, pair.secret_key.clone()))
+            .collect();
+        let secrets = Arc::new(secrets);
+        if let Ok(mut map) = self.secrets.write() {
+            map.insert(*id, secrets.clone());
+        }
+        Some(secrets)
+    }
+
+    /// Splits `items` into one chunk per core and runs `work` on each in the blocking pool,
+    /// keeping the order of the results.
+    async fn in_parallel<T, R, F>(&self, items: Vec<T>, work: F) -> Result<Vec<R>, Error>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        F: Fn(Vec<T>) -> Result<Vec<R>, Error> + Send + Sync + 'static,
+    {
+        let work = Arc::new(work);
+        let chunk = items.len().div_ceil(self.cores.max(1));
+        let mut items = items.into_iter();
+        let mut handles = Vec::new();
+        loop {
+            let part: Vec<T> = items.by_ref().take(chunk.max(1)).collect();
+            if part.is_empty() {
+                break;
+            }
+            let work = work.clone();
+            handles.push(tokio::task::spawn_blocking(move || work(part)));
+        }
+        let mut out = Vec::new();
+        for h in handles {
+            let part = h
+                .await
+                .map_err(|e| Error::Custom(format!("signing task failed: {e}")))??;
+            out.extend(part);
+        }
+        Ok(out)
+    }
+}
+
+/// `hash_to_curve(secret) · k == C` on the global context.
+fn proof_is_valid(secrets: &HashMap<Id, Arc<KeysetSecrets>>, proof: &Proof) -> bool {
+    let Some(k) = secrets
+        .get(&proof.keyset_id)
+        .and_then(|s| s.get(&proof.amount))
+    else {
+        return false;
+    };
+    let Ok(y) = hash_to_curve(proof.secret.as_bytes()) else {
+        return false;
+    };
+    match y.mul_tweak(&SECP256K1, &k.as_scalar()) {
+        Ok(expected) => expected == *proof.c,
+        Err(_) => false,
+    }
+}
+
+#[async_trait::async_trait]
+impl Signatory for DirectSignatory {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    async fn blind_sign(
+        &self,
+        blinded_messages: Vec<BlindedMessage>,
+    ) -> Result<Vec<BlindSignature>, Error> {
+        if blinded_messages.len() < PARALLEL_BATCH || self.cores < 2 {
+            return self.inner.blind_sign(blinded_messages).await;
+        }
+        let inner = self.inner.clone();
+        self.in_parallel(blinded_messages, move |part| {
+            // DbSignatory's signing never awaits anything: it completes on the first poll.
+            futures::executor::block_on(inner.blind_sign(part))
+        })
+        .await
+    }
+
+    async fn verify_proofs(&self, proofs: Vec<Proof>) -> Result<(), Error> {
+        let mut secrets = HashMap::new();
+        for proof in &proofs {
+            if secrets.contains_key(&proof.keyset_id) {
+                continue;
+            }
+            match self.secrets_for(&proof.keyset_id).await {
+                Some(s) => {
+                    secrets.insert(proof.keyset_id, s);
+                }
+                None => return self.inner.verify_proofs(proofs).await,
+            }
+        }
+        let valid = if proofs.len() < PARALLEL_BATCH || self.cores < 2 {
+            proofs.iter().all(|p| proof_is_valid(&secrets, p))
+        } else {
+            let secrets = Arc::new(secrets);
+            let checked = self
+                .in_parallel(proofs.clone(), move |part| {
+                    Ok(vec![part.iter().all(|p| proof_is_valid(&secrets, p))])
+                })
+                .await?;
+            checked.into_iter().all(|ok| ok)
+        };
+        if valid {
+            Ok(())
+        } else {
+            // Let cdk name the failure (unknown amount, bad signature, bad secret).
+            self.inner.verify_proofs(proofs).await
+        }
+    }
+
+    async fn keysets(&self) -> Result<SignatoryKeysets, Error> {
+        self.inner.keysets().await
+    }
+
+    async fn subscribe_keysets(&self) -> Result<watch::Receiver<SignatoryKeysets>, Error> {
+        self.inner.subscribe_keysets().await
+    }
+
+    async fn rotate_keyset(&self, args: RotateKeyArguments) -> Result<SignatoryKeySet, Error> {
+        self.inner.rotate_keyset(args).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use cdk::dhke::{blind_message, unblind_message};
+    use cdk::nuts::nut02::KeySetVersion;
+    use cdk::nuts::PublicKey;
+    use cdk::secret::Secret;
+
+    use super::*;
+
+    const AMOUNTS: [u64; 4] = [1, 2, 4, 8];
+
+    /// A signatory on an in-memory database with one active sat keyset, and that keyset.
+    async fn signatory() -> (DirectSignatory, SignatoryKeySet) {
+        let db = Arc::new(cdk_sqlite::mint::memory::empty().await.unwrap());
+        let units = HashMap::from([(CurrencyUnit::Sat, (0, AMOUNTS.to_vec()))]);
+        let s = DirectSignatory::new(db, &[7u8; 32], units).await.unwrap();
+        let keyset = s
+            .rotate_keyset(RotateKeyArguments {
+                unit: CurrencyUnit::Sat,
+                amounts: AMOUNTS.to_vec(),
+                input_fee_ppk: 0,
+                keyset_id_type: KeySetVersion::Version01,
+                final_expiry: None,
+            })
+            .await
+            .unwrap();
+        (s, keyset)
+    }
+
+    /// `n` outputs of 1..8 sat, their secrets and blinding factors.
+    fn outputs(id: Id, n: usize) -> Vec<(BlindedMessage, Secret, SecretKey)> {
+        (0..n)
+            .map(|i| {
+                let secret = Secret::generate();
+                let (b, r) = blind_message(secret.as_bytes(), None).unwrap();
+                let amount = Amount::from(AMOUNTS[i % AMOUNTS.len()]);
+                (BlindedMessage::new(amount, id, b), secret, r)
+            })
+            .collect()
+    }
+
+    fn proofs(
+        outs: &[(BlindedMessage, Secret, SecretKey)],
+        sigs: &[BlindSignature],
+        keys: &cdk::nuts::Keys,
+    ) -> Vec<Proof> {
+        outs.iter()
+            .zip(sigs)
+            .map(|((b, secret, r), sig)| {
+                let k: PublicKey = keys.amount_key(b.amount).unwrap();
+                let c = unblind_message(&sig.c, r, &k).unwrap();
+                Proof::new(b.amount, b.keyset_id, secret.clone(), c)
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signs_like_db_signatory_and_verifies_what_it_signed() {
+        let (s, keyset) = signatory().await;
+        // Below and above the batch size that goes to the blocking pool.
+        for n in [3, 2 * PARALLEL_BATCH + 1] {
+            let outs = outputs(keyset.id, n);
+            let msgs: Vec<BlindedMessage> = outs.iter().map(|o| o.0.clone()).collect();
+            let ours = s.blind_sign(msgs.clone()).await.unwrap();
+            // DLEQ nonces are deterministic: the same inputs give the same signatures.
+            assert_eq!(ours, s.inner.blind_sign(msgs).await.unwrap());
+            let proofs = proofs(&outs, &ours, &keyset.keys);
+            s.verify_proofs(proofs.clone()).await.unwrap();
+            s.inner.verify_proofs(proofs).await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refuses_what_db_signatory_refuses_with_its_error() {
+        let (s, keyset) = signatory().await;
+        for n in [2, 2 * PARALLEL_BATCH] {
+            let outs = outputs(keyset.id, n);
+            let msgs: Vec<BlindedMessage> = outs.iter().map(|o| o.0.clone()).collect();
+            let sigs = s.blind_sign(msgs).await.unwrap();
+            let good = proofs(&outs, &sigs, &keyset.keys);
+
+            // One proof carries another proof's signature.
+            let mut forged = good.clone();
+            forged[n - 1].c = good[0].c;
+            let ours = s.verify_proofs(forged.clone()).await.unwrap_err();
+            let theirs = s.inner.verify_proofs(forged).await.unwrap_err();
+            assert_eq!(ours.to_string(), theirs.to_string());
+
+            // An amount the keyset has no key for.
+            let mut odd = good.clone();
+            odd[0].amount = Amount::from(3);
+            let ours = s.verify_proofs(odd.clone()).await.unwrap_err();
+            let theirs = s.inner.verify_proofs(odd).await.unwrap_err();
+            assert_eq!(ours.to_string(), theirs.to_string());
+
+            // A keyset the mint never had.
+            let mut unknown = good;
+            unknown[0].keyset_id = Id::from_bytes(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+            let ours = s.verify_proofs(unknown.clone()).await.unwrap_err();
+            let theirs = s.inner.verify_proofs(unknown).await.unwrap_err();
+            assert_eq!(ours.to_string(), theirs.to_string());
+        }
+    }
+}
