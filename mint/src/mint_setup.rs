@@ -222,6 +222,7 @@ async fn build(
             CurrencyUnit::Sat,
             (config.limits.input_fee_ppk, keyset_amounts()),
         )]),
+        config.keyset_refresh_interval(),
     )
     .await?;
     Ok(builder.build_with_signatory(Arc::new(signatory)).await?)

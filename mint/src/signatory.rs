@@ -54,12 +54,16 @@ impl DirectSignatory {
         keys_db: KeysDb,
         seed: &[u8],
         units: HashMap<CurrencyUnit, (u64, Vec<u64>)>,
+        keyset_refresh: Option<std::time::Duration>,
     ) -> Result<Self, Error> {
-        let inner = DbSignatory::new(keys_db.clone(), seed, units, HashMap::new()).await?;
+        let inner = Arc::new(DbSignatory::new(keys_db.clone(), seed, units, HashMap::new()).await?);
+        // As `build_with_seed` does: replicas on one database reload the keysets another
+        // process rotated (off unless configured).
+        inner.spawn_keyset_refresh(keyset_refresh);
         let xpriv = Xpriv::new_master(Network::Bitcoin, seed)
             .map_err(|e| Error::Custom(format!("cannot derive the mint's master key: {e}")))?;
         Ok(Self {
-            inner: Arc::new(inner),
+            inner,
             keys_db,
             xpriv,
             secrets: RwLock::new(HashMap::new()),
@@ -248,7 +252,9 @@ mod tests {
     async fn signatory() -> (DirectSignatory, SignatoryKeySet) {
         let db = Arc::new(cdk_sqlite::mint::memory::empty().await.unwrap());
         let units = HashMap::from([(CurrencyUnit::Sat, (0, AMOUNTS.to_vec()))]);
-        let s = DirectSignatory::new(db, &[7u8; 32], units).await.unwrap();
+        let s = DirectSignatory::new(db, &[7u8; 32], units, None)
+            .await
+            .unwrap();
         let keyset = s
             .rotate_keyset(RotateKeyArguments {
                 unit: CurrencyUnit::Sat,
