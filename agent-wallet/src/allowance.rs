@@ -25,6 +25,15 @@ use crate::error::WalletError;
 use crate::store::now_unix;
 use crate::wallet::AgentWallet;
 
+/// What the mint answered a POST to its allowance routes.
+pub(crate) enum MintAnswer {
+    Ok(Vec<u8>),
+    Refused {
+        status: reqwest::StatusCode,
+        error: ErrorBody,
+    },
+}
+
 /// The connected allowance, in the data dir.
 pub const ALLOWANCE_FILE: &str = "allowance.json";
 /// A key made by `allowance keygen`, waiting for a credential without one.
@@ -130,25 +139,38 @@ impl AgentWallet {
         let request = StatusRequest::sign(&key, &id, now_unix())
             .map_err(|e| WalletError::Invalid(e.to_string()))?;
         let url = format!("{}{STATUS_PATH}", mint.to_string().trim_end_matches('/'));
+        match self.post_to_mint(&url, &request).await? {
+            MintAnswer::Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| WalletError::Invalid(format!("the mint's status answer: {e}"))),
+            MintAnswer::Refused { error, .. } => Err(WalletError::StatusRefused {
+                code: error.code,
+                detail: error.detail,
+            }),
+        }
+    }
+
+    /// POSTs `body` as JSON to the mint's allowance routes and reads the answer: the body of a
+    /// success, or the status and Cashu error body of a refusal.
+    pub(crate) async fn post_to_mint(
+        &self,
+        url: &str,
+        body: &impl Serialize,
+    ) -> Result<MintAnswer, WalletError> {
         let response = self
             .http
-            .post(&url)
-            .json(&request)
+            .post(url)
+            .json(body)
             .send()
             .await
             .map_err(WalletError::Http)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(WalletError::Http)?;
-        if !status.is_success() {
-            let e: ErrorBody = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| ErrorBody::new(0, format!("HTTP {status}")));
-            return Err(WalletError::StatusRefused {
-                code: e.code,
-                detail: e.detail,
-            });
+        if status.is_success() {
+            return Ok(MintAnswer::Ok(bytes.to_vec()));
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| WalletError::Invalid(format!("the mint's status answer: {e}")))
+        let error = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| ErrorBody::new(0, format!("HTTP {status}")));
+        Ok(MintAnswer::Refused { status, error })
     }
 
     /// Before a payment of `needed` sat at `mint`: if the wallet holds less there and the

@@ -13,7 +13,6 @@
 use std::path::{Path, PathBuf};
 
 use cashu_402::allowance::{DrawAuth, METHOD};
-use cashu_402::error_body::ErrorBody;
 use cdk::amount::SplitTarget;
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, PaymentMethod, SecretKey};
@@ -21,7 +20,7 @@ use cdk::wallet::MintQuote;
 use cdk::Amount;
 use serde::{Deserialize, Serialize};
 
-use crate::allowance::{mint_host, write_private};
+use crate::allowance::{mint_host, write_private, MintAnswer};
 use crate::error::WalletError;
 use crate::ledger::{LedgerEntry, Outcome, METHOD_DRAW, SCHEME_ALLOWANCE};
 use crate::oplock;
@@ -99,27 +98,19 @@ impl AgentWallet {
             "{}/v1/mint/quote/{METHOD}",
             mint.to_string().trim_end_matches('/')
         );
-        let response = self
-            .http
-            .post(&url)
-            .json(&pending.body)
-            .send()
-            .await
-            .map_err(WalletError::Http)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(WalletError::Http)?;
-        if !status.is_success() {
-            let e: ErrorBody = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| ErrorBody::new(0, format!("HTTP {status}")));
-            // A refusal is final; a server error or a busy allowance may have debited or not.
-            if status.is_client_error() {
-                forget(path)?;
+        let bytes = match self.post_to_mint(&url, &pending.body).await? {
+            MintAnswer::Ok(bytes) => bytes,
+            MintAnswer::Refused { status, error } => {
+                // A refusal is final; a server error or a busy allowance may have debited or not.
+                if status.is_client_error() {
+                    forget(path)?;
+                }
+                return Err(WalletError::DrawRefused {
+                    code: error.code,
+                    detail: error.detail,
+                });
             }
-            return Err(WalletError::DrawRefused {
-                code: e.code,
-                detail: e.detail,
-            });
-        }
+        };
         let quote: DrawQuote = serde_json::from_slice(&bytes)
             .map_err(|e| WalletError::Invalid(format!("the mint's draw answer: {e}")))?;
 
