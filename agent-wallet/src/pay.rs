@@ -263,19 +263,7 @@ impl AgentWallet {
         let prepared = match prepare_exact(&wallet, challenge.amount, challenge.lock.clone()).await
         {
             Ok(p) => p,
-            Err(cdk::Error::InsufficientFunds) => {
-                return Err(WalletError::InsufficientFunds {
-                    mint: mint.to_string(),
-                    needed: amount,
-                    available: self.balance_at(&mint).await?,
-                })
-            }
-            Err(e) => {
-                return Err(WalletError::PaymentFailed {
-                    reason: format!("cannot make a token: {e}"),
-                    payment_id: None,
-                })
-            }
+            Err(e) => return Err(self.not_prepared(e, &mint, amount, "make a token").await),
         };
 
         let fee = u64::from(prepared.fee());
@@ -411,6 +399,33 @@ impl AgentWallet {
             builder = builder.body(body.clone());
         }
         HttpResponse::read(builder.send().await?).await
+    }
+}
+
+impl AgentWallet {
+    /// The error for a payment cdk could not prepare (`what`: "make a token", "prepare the
+    /// melt"): too little ecash at `mint` for `needed` sat, or why not.
+    pub(crate) async fn not_prepared(
+        &self,
+        e: cdk::Error,
+        mint: &MintUrl,
+        needed: u64,
+        what: &str,
+    ) -> WalletError {
+        match e {
+            cdk::Error::InsufficientFunds => match self.balance_at(mint).await {
+                Ok(available) => WalletError::InsufficientFunds {
+                    mint: mint.to_string(),
+                    needed,
+                    available,
+                },
+                Err(e) => e,
+            },
+            e => WalletError::PaymentFailed {
+                reason: format!("cannot {what}: {e}"),
+                payment_id: None,
+            },
+        }
     }
 }
 

@@ -128,18 +128,11 @@ impl AgentWallet {
         let _op = oplock::shared(&self.data_dir).await?;
         let prepared = match wallet.prepare_melt(&quote.id, HashMap::new()).await {
             Ok(p) => p,
-            Err(cdk::Error::InsufficientFunds) => {
-                return Err(WalletError::InsufficientFunds {
-                    mint: mint.to_string(),
-                    needed: price.saturating_add(reserve),
-                    available: self.balance_at(&mint).await?,
-                })
-            }
             Err(e) => {
-                return Err(WalletError::PaymentFailed {
-                    reason: format!("cannot prepare the melt: {e}"),
-                    payment_id: None,
-                })
+                let needed = price.saturating_add(reserve);
+                return Err(self
+                    .not_prepared(e, &mint, needed, "prepare the melt")
+                    .await);
             }
         };
         let input_fee = u64::from(prepared.total_fee());
