@@ -20,7 +20,12 @@ fuzz_target!(|data: &[u8]| {
     let again = Credential::from_str(&encoded)
         .unwrap_or_else(|e| panic!("re-encoded credential does not decode: {e}: {encoded}"));
     assert!(again == credential, "credential round trip changed it");
-    if let Some(key) = &credential.secret_key {
+    // A mint URL may itself spell the key's hex (found by this target): that is no leak.
+    if let Some(key) = credential
+        .secret_key
+        .as_ref()
+        .filter(|k| !credential.mint.to_string().contains(&k.to_secret_hex()))
+    {
         let debug = format!("{credential:?}");
         assert!(
             !debug.contains(&key.to_secret_hex()),
