@@ -20,6 +20,7 @@ pub mod secret;
 pub mod seed;
 pub mod serve;
 pub mod signatory;
+pub mod start_lock;
 pub mod storage;
 
 use std::sync::Arc;

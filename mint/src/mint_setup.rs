@@ -47,6 +47,8 @@ pub enum SetupError {
     Lightning(#[from] LightningError),
     #[error("cannot build the mint: {0}")]
     Mint(#[from] cdk::Error),
+    #[error(transparent)]
+    StartLock(#[from] crate::start_lock::StartLockError),
 }
 
 /// A built mint and what the daemon needs to know about it.
@@ -86,7 +88,6 @@ pub async fn assemble_with(
         SeedSource::File(path) => tracing::info!(path = %path.display(), "loaded mint seed"),
         SeedSource::Reference(r) => tracing::info!(reference = %r, "loaded mint seed"),
     }
-    seed::check_fingerprint(&storage.kv, &seed).await?;
 
     let (backend, processor, label) = match injected {
         Some(i) => (
@@ -101,6 +102,9 @@ pub async fn assemble_with(
         ),
     };
 
+    // From here to the built mint, other processes on this database wait (start_lock.rs).
+    let start_lock = storage.start_lock.acquire().await?;
+    seed::check_fingerprint(&storage.kv, &seed).await?;
     let registry = Registry::new(storage.kv.clone());
     let label = label.as_ref().map(|(l, w)| (*l, w.clone()));
     let (builder, info) =
@@ -108,9 +112,9 @@ pub async fn assemble_with(
     let mut mint = build(builder, config, &storage, seed.as_bytes()).await?;
     if !keysets_agree_with_database(&mint, &storage).await? {
         // Another mint process on this database created or rotated a keyset between our
-        // look at the keysets and our build (two replicas starting at once on an empty
-        // database both create one): build again from what the database now says, so that
-        // every process signs with the same active keyset.
+        // look at the keysets and our build without taking the start lock (a version
+        // before it): build again from what the database now says, so that every process
+        // signs with the same active keyset.
         tracing::warn!(
             "another mint process changed the keysets while this one started; reloading them"
         );
@@ -131,6 +135,7 @@ pub async fn assemble_with(
         config.limits.melt_quote_ttl_secs,
     ))
     .await?;
+    start_lock.release().await;
 
     Ok(Assembled {
         mint: Arc::new(mint),

@@ -6,6 +6,7 @@ use cdk::cdk_database::{self, MintKeysDatabase};
 use cdk_common::database::{DynKVStore, DynMintDatabase};
 
 use crate::config::{Config, DatabaseEngine};
+use crate::start_lock::StartLockPlace;
 
 /// One database seen through the three interfaces cdk asks for.
 pub struct Storage {
@@ -14,6 +15,8 @@ pub struct Storage {
     pub kv: DynKVStore,
     /// For the start-up log: which engine, and where (never the password).
     pub description: String,
+    /// Where processes sharing this database take turns building their keysets.
+    pub start_lock: StartLockPlace,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,7 @@ async fn open_sqlite(config: &Config) -> Result<Storage, StorageError> {
         keys: db.clone(),
         kv: db,
         description: format!("sqlite {}", path.display()),
+        start_lock: StartLockPlace::None,
     })
 }
 
@@ -83,9 +87,10 @@ async fn open_postgres(config: &Config) -> Result<Storage, StorageError> {
         None,
     );
     pg_config.validate().map_err(|e| err(e.to_string()))?;
+    let start_lock = StartLockPlace::postgres(pg_config.clone(), url.expose());
     let db = open_migrated(pg_config)
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(error_chain(&e)))?;
     let db = Arc::new(db);
     warm_pool(&(db.clone() as DynKVStore), pg.max_connections).await;
     Ok(Storage {
@@ -93,6 +98,7 @@ async fn open_postgres(config: &Config) -> Result<Storage, StorageError> {
         keys: db.clone(),
         kv: db,
         description: format!("postgres (url from {})", pg.url),
+        start_lock,
     })
 }
 
@@ -109,7 +115,7 @@ async fn warm_pool(kv: &DynKVStore, connections: usize) {
         match kv.begin_transaction().await {
             Ok(tx) => open.push(tx),
             Err(e) => {
-                tracing::warn!(error = %e, opened = open.len(), "cannot open every database connection up front");
+                tracing::warn!(error = %error_chain(&e), opened = open.len(), "cannot open every database connection up front");
                 break;
             }
         }
@@ -139,7 +145,7 @@ async fn open_migrated(
         match cdk_postgres::MintPgDatabase::new(pg_config.clone()).await {
             Ok(db) => return Ok(db),
             Err(e) if attempt < MIGRATION_ATTEMPTS && lost_migration_race(&e) => {
-                tracing::warn!(attempt, error = %e,
+                tracing::warn!(attempt, error = %error_chain(&e),
                     "another mint process is creating the tables; opening again");
                 let jitter = 100 + rand::random::<u64>() % 300;
                 tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
@@ -150,14 +156,73 @@ async fn open_migrated(
     }
 }
 
-/// A unique violation while creating tables or the schema: someone else created them first.
+/// A unique violation, an existing table or schema, or a lock conflict while creating tables:
+/// another process is migrating the same database at this moment.
+///
+/// The PostgreSQL reason is in the error's source chain: cdk wraps tokio-postgres's error,
+/// whose own text is only "db error".
 #[cfg(feature = "postgres")]
 fn lost_migration_race(e: &cdk_common::database::Error) -> bool {
     if matches!(e, cdk_common::database::Error::Duplicate) {
         return true;
     }
-    let text = e.to_string().to_lowercase();
-    text.contains("duplicate key") || text.contains("already exists")
+    let text = error_chain(e).to_lowercase();
+    [
+        "duplicate key",
+        "already exists",
+        "deadlock detected",
+        "tuple concurrently updated",
+        "could not serialize access",
+    ]
+    .iter()
+    .any(|race| text.contains(race))
+}
+
+/// An error and every source under it, joined: what an operator needs to see.
+#[cfg(feature = "postgres")]
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(source) = next {
+        let part = source.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = source.source();
+    }
+    text
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("db error")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("ERROR: duplicate key value violates unique constraint \"pg_type_typname_nsp_index\"")]
+    struct Inner;
+
+    #[test]
+    fn a_race_hidden_under_a_bare_db_error_is_recognised_and_shown() {
+        let e = cdk_common::database::Error::Database(Box::new(Outer(Inner)));
+        assert!(lost_migration_race(&e));
+        assert_eq!(
+            error_chain(&e),
+            "db error: ERROR: duplicate key value violates unique constraint \"pg_type_typname_nsp_index\""
+        );
+    }
+
+    #[test]
+    fn a_refused_password_is_no_race() {
+        let e = cdk_common::database::Error::Database(Box::new(std::io::Error::other(
+            "password authentication failed for user \"mint\"",
+        )));
+        assert!(!lost_migration_race(&e));
+    }
 }
 
 #[cfg(not(feature = "postgres"))]

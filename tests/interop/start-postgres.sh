@@ -123,7 +123,7 @@ cat >"$DATA/allowance-test.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = ''
-max_connections = 300
+max_connections = 500
 fsync = off
 synchronous_commit = off
 full_page_writes = off

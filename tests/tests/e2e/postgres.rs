@@ -21,8 +21,11 @@ const URL_VAR: &str = "ALLOWANCE_MINT_TEST_POSTGRES_URL";
 /// The variable the mint reads its connection string from (`url = "env:..."`).
 pub(crate) const MINT_URL_VAR: &str = "ALLOWANCE_MINT_E2E_POSTGRES_URL";
 
+/// Each mint process holds its whole pool open from the start; at the default of 20, a dozen
+/// test processes on one machine with many test threads filled the server's 300 slots and a
+/// mint starting next could not connect ("too many clients").
 pub(crate) const CONFIG: &str = "[database]\nengine = \"postgres\"\n\n[database.postgres]\n\
-                      url = \"env:ALLOWANCE_MINT_E2E_POSTGRES_URL\"\n";
+                      url = \"env:ALLOWANCE_MINT_E2E_POSTGRES_URL\"\nmax_connections = 8\n";
 
 /// The server's connection string, or `None` (after saying so) when the test should be skipped.
 pub(crate) fn postgres_url() -> Option<String> {
