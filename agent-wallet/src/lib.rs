@@ -116,6 +116,7 @@ mod outbox;
 mod pay;
 mod pay_l402;
 mod policy;
+mod reconcile;
 mod recovery;
 mod seed;
 mod settle;
@@ -134,6 +135,7 @@ pub use ledger::{
 };
 pub use outbox::OutboxState;
 pub use policy::{host_matches, Policy, PolicySetError, PolicyViolation, Spent};
+pub use reconcile::Reconciled;
 pub use recovery::RecoveryReport;
 pub use seed::SEED_FILE;
 pub use wallet::{

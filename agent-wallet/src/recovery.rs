@@ -14,6 +14,7 @@ use crate::error::WalletError;
 use crate::ledger::LedgerEntry;
 use crate::oplock;
 use crate::outbox::{resolve, OutboxState, Settlement, Trigger};
+use crate::reconcile::Reconciled;
 use crate::wallet::AgentWallet;
 
 /// What a recovery did.
@@ -29,6 +30,8 @@ pub struct RecoveryReport {
     /// Operations whose reserved proofs were given back: a crash left them reserved with no
     /// saga and no payment to account for them.
     pub released_reservations: usize,
+    /// Proofs no operation holds, brought in line with the mint afterwards (`reconcile.rs`).
+    pub reconciled: Reconciled,
 }
 
 impl AgentWallet {
@@ -60,7 +63,8 @@ impl AgentWallet {
         report.released_reservations = self.release_orphaned_reservations(&outbox).await?;
         let draws = self.has_pending_draws()?;
         let melts = self.store.melt_outbox()?;
-        if outbox.is_empty() && sagas.is_empty() && melts.is_empty() && !draws {
+        let stuck = self.mints_with_stuck_proofs().await?;
+        if outbox.is_empty() && sagas.is_empty() && melts.is_empty() && !draws && stuck.is_empty() {
             return Ok(report);
         }
 
@@ -74,8 +78,8 @@ impl AgentWallet {
             )
             .chain(melts.iter().filter_map(|r| MintUrl::from_str(&r.mint).ok()))
             .collect();
-        for mint in mints {
-            let wallet = self.wallet_for(&mint)?;
+        for mint in &mints {
+            let wallet = self.wallet_for(mint)?;
             match tokio::time::timeout(self.recovery_timeout, wallet.recover_incomplete_sagas())
                 .await
             {
@@ -120,11 +124,53 @@ impl AgentWallet {
         let (resolved, still_pending) = self.recover_melts().await?;
         report.resolved.extend(resolved);
         report.still_pending += still_pending;
+
+        // Last, once nothing is in flight at a mint: what a crash left that no operation
+        // will ever move again.
+        let unsettled: BTreeSet<String> = self
+            .store
+            .outbox()?
+            .into_iter()
+            .map(|r| r.mint)
+            .chain(self.store.melt_outbox()?.into_iter().map(|r| r.mint))
+            .collect();
+        for mint in mints.into_iter().chain(stuck) {
+            if unsettled.contains(&mint.to_string()) {
+                continue;
+            }
+            match tokio::time::timeout(self.recovery_timeout, self.reconcile_with_mint(&mint)).await
+            {
+                Ok(Ok(r)) => {
+                    report.reconciled.released += r.released;
+                    report.reconciled.dropped += r.dropped;
+                }
+                Ok(Err(e)) => tracing::warn!(%mint, "cannot check the wallet's proofs: {e}"),
+                Err(_) => tracing::warn!(%mint, "checking the wallet's proofs timed out"),
+            }
+        }
         Ok(report)
     }
 }
 
 impl AgentWallet {
+    /// Mints at which proofs sit reserved or pending with no operation holding them.
+    async fn mints_with_stuck_proofs(&self) -> Result<BTreeSet<MintUrl>, WalletError> {
+        let stuck = self
+            .wallet_db()
+            .get_proofs(
+                None,
+                None,
+                Some(vec![State::Reserved, State::Pending, State::PendingSpent]),
+                None,
+            )
+            .await?;
+        Ok(stuck
+            .into_iter()
+            .filter(|p| p.used_by_operation.is_none())
+            .map(|p| p.mint_url)
+            .collect())
+    }
+
     /// Gives back proofs reserved by an operation that neither cdk (no saga) nor the outbox
     /// knows. cdk's `prepare_send` reserves the proofs first and records its saga after: a
     /// process killed in between leaves them reserved for good, out of the balance. Recovery

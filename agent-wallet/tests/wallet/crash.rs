@@ -125,3 +125,58 @@ async fn a_payment_dropped_in_flight_is_recovered_in_process() {
     assert_eq!(again.balances().await.unwrap().total, 20);
     assert_eq!(again.ledger().unwrap().len(), 1);
 }
+
+/// Before the fix, proofs a kill inside cdk left reserved with no operation stayed out of the
+/// balance for good (the agent crash loop ended rounds 5 sat short), and proofs held as
+/// unspent that the mint had spent stayed in it. The next open checks every proof no
+/// operation holds against the mint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_a_crash_left_stuck_or_stale_are_brought_in_line_with_the_mint() {
+    use cdk::cdk_database::WalletDatabase;
+    use cdk::nuts::{State, Token};
+
+    let mint = start_mint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = funded_agent(&mint, dir.path(), 40).await;
+    drop(agent);
+
+    let db = cdk_sqlite::WalletSqliteDatabase::new(dir.path().join(agent_wallet::WALLET_DB_FILE))
+        .await
+        .unwrap();
+    let mut proofs = db
+        .get_proofs(None, None, Some(vec![State::Unspent]), None)
+        .await
+        .unwrap();
+    proofs.sort_by_key(|p| u64::from(p.proof.amount));
+    assert!(proofs.len() >= 2, "{proofs:?}");
+    // One proof left reserved by no operation, as a kill inside cdk leaves it...
+    let stuck = proofs[0].clone();
+    db.update_proofs_state(vec![stuck.y], State::Reserved)
+        .await
+        .unwrap();
+    // ...and one spent at the mint behind the wallet's back (a swap whose new proofs the
+    // wallet stored while the old ones stayed unspent here).
+    // (Different amounts, so that neither fix alone gives the expected balance.)
+    let stale = proofs[proofs.len() - 1].clone();
+    assert_ne!(stuck.proof.amount, stale.proof.amount);
+    let token = Token::new(
+        mint.mint_url.clone(),
+        vec![stale.proof.clone()],
+        None,
+        cdk::nuts::CurrencyUnit::Sat,
+    );
+    let other = cdk_wallet(&mint).await;
+    other
+        .receive(&token.to_string(), ReceiveOptions::default())
+        .await
+        .unwrap();
+    drop(db);
+
+    let agent = AgentWallet::open(dir.path()).await.unwrap();
+    let expected = 40 - u64::from(stale.proof.amount);
+    assert_eq!(agent.balance_at(&mint.mint_url).await.unwrap(), expected);
+    // Nothing left to correct: a second recovery changes nothing.
+    let report = agent.recover().await.unwrap();
+    assert_eq!(report.reconciled, Default::default());
+    assert_eq!(agent.balance_at(&mint.mint_url).await.unwrap(), expected);
+}
