@@ -22,6 +22,7 @@ pub mod serve;
 pub mod signatory;
 pub mod start_lock;
 pub mod storage;
+pub mod yielding_db;
 
 use std::sync::Arc;
 

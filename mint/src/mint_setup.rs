@@ -88,6 +88,7 @@ pub async fn assemble_with(
         SeedSource::File(path) => tracing::info!(path = %path.display(), "loaded mint seed"),
         SeedSource::Reference(r) => tracing::info!(reference = %r, "loaded mint seed"),
     }
+    seed::check_fingerprint(&storage.kv, &seed).await?;
 
     let (backend, processor, label) = match injected {
         Some(i) => (
@@ -104,7 +105,6 @@ pub async fn assemble_with(
 
     // From here to the built mint, other processes on this database wait (start_lock.rs).
     let start_lock = storage.start_lock.acquire().await?;
-    seed::check_fingerprint(&storage.kv, &seed).await?;
     let registry = Registry::new(storage.kv.clone());
     let label = label.as_ref().map(|(l, w)| (*l, w.clone()));
     let (builder, info) =

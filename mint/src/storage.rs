@@ -7,6 +7,7 @@ use cdk_common::database::{DynKVStore, DynMintDatabase};
 
 use crate::config::{Config, DatabaseEngine};
 use crate::start_lock::StartLockPlace;
+use crate::yielding_db::YieldingDb;
 
 /// One database seen through the three interfaces cdk asks for.
 pub struct Storage {
@@ -60,7 +61,7 @@ async fn open_sqlite(config: &Config) -> Result<Storage, StorageError> {
         })?;
     let db = Arc::new(db);
     Ok(Storage {
-        db: db.clone(),
+        db: YieldingDb::wrap(db.clone()),
         keys: db.clone(),
         kv: db,
         description: format!("sqlite {}", path.display()),
@@ -94,7 +95,9 @@ async fn open_postgres(config: &Config) -> Result<Storage, StorageError> {
     let db = Arc::new(db);
     warm_pool(&(db.clone() as DynKVStore), pg.max_connections).await;
     Ok(Storage {
-        db: db.clone(),
+        // Not needed for PostgreSQL (its client waits asynchronously), but harmless, and the
+        // same code path for both engines.
+        db: YieldingDb::wrap(db.clone()),
         keys: db.clone(),
         kv: db,
         description: format!("postgres (url from {})", pg.url),
