@@ -10,16 +10,17 @@
 //! So the merchant settles its receive sagas itself, before cdk's recovery runs: it finds the
 //! derivation index of every output the swap asked for by searching the counters below the
 //! current one for its blinded message, asks the mint which of them it signed (NUT-09 restore),
-//! and then either stores the proofs (the swap went through), gives the reservation back (the
-//! mint never executed it, or someone else spent the token first), or leaves the saga for later
-//! (the mint cannot be reached, or the token is still pending there).
+//! and then either stores the proofs (the swap went through), executes the swap again (the mint
+//! never executed it: the token's proofs are unspent), gives the reservation back (the mint
+//! refuses the swap, or someone else spent the token first), or leaves the saga for later (the
+//! mint cannot be reached, or the token is still pending there).
 
 use std::collections::HashMap;
 
 use cdk::dhke::{construct_proofs, hash_to_curve};
 use cdk::nuts::{
-    BlindedMessage, CheckStateRequest, Id, PreMint, PreMintSecrets, PublicKey, RestoreRequest,
-    State,
+    BlindSignature, BlindedMessage, CheckStateRequest, Id, PreMint, PreMintSecrets, PublicKey,
+    RestoreRequest, State, SwapRequest,
 };
 use cdk::types::ProofInfo;
 use cdk::wallet::types::{OperationData, ReceiveSagaState, WalletSaga, WalletSagaState};
@@ -36,10 +37,11 @@ const SEARCH_STEP: u32 = 256;
 /// What [`settle_receive_sagas`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Settled {
-    /// The mint had signed the outputs: the proofs are stored and the saga is gone.
+    /// The mint had signed the outputs, or signed them when the swap was sent again: the proofs
+    /// are stored and the saga is gone.
     pub finished: usize,
-    /// The mint never executed the swap (or the token was spent elsewhere): the reservation is
-    /// given back and the saga is gone.
+    /// The mint refuses the swap (or the token was spent elsewhere): the reservation is given
+    /// back and the saga is gone.
     pub released: usize,
     /// Left for later: the mint is unreachable, or the swap still pending there. cdk's recovery
     /// must not run then: it would replay the swap, find the inputs pending, and roll back.
@@ -132,43 +134,16 @@ async fn settle_one(
                 asked = blinded.len(), "the mint signed only some outputs of a swap");
             return Ok(Outcome::Later);
         }
-        let mut rs = Vec::new();
-        let mut secrets = Vec::new();
-        let mut indexes = Vec::new();
-        for output in &restored.outputs {
-            let premint = premints.get(&output.blinded_secret).ok_or_else(|| {
-                MerchantError::Wallet(cdk::Error::InvalidMintResponse(
-                    "restore: an output the swap did not ask for".into(),
-                ))
-            })?;
-            rs.push(premint.r.clone());
-            secrets.push(premint.secret.clone());
-            indexes.push(premint.derivation_index);
-        }
-        let keys = wallet.keyset(keyset_id).await?.keys;
-        let proofs = construct_proofs(restored.signatures, rs, secrets, &keys)
-            .map_err(|e| MerchantError::Wallet(e.into()))?;
-        let mut infos = Vec::new();
-        for (proof, index) in proofs.into_iter().zip(indexes) {
-            let info = ProofInfo::new(
-                proof,
-                wallet.mint_url.clone(),
-                State::Unspent,
-                wallet.unit.clone(),
-            )?;
-            infos.push(match index {
-                Some(i) => info.with_derivation_index(i),
-                None => info,
-            });
-        }
-        let held = db
-            .get_proofs_by_ys(infos.iter().map(|p| p.y).collect())
-            .await?;
-        infos.retain(|p| !held.iter().any(|h| h.y == p.y));
-        let amount: u64 = infos.iter().map(|p| u64::from(p.proof.amount)).sum();
-        db.update_proofs(infos, input_ys).await?;
-        db.delete_saga(&saga.id).await?;
-        tracing::info!(saga = %saga.id, amount, "restored the outputs of an interrupted redemption");
+        store_outputs(
+            merchant,
+            wallet,
+            saga,
+            &premints,
+            &restored.outputs,
+            restored.signatures,
+            input_ys,
+        )
+        .await?;
         return Ok(Outcome::Finished);
     }
 
@@ -178,14 +153,102 @@ async fn settle_one(
             ys: input_ys.clone(),
         })
         .await?;
-    if states.states.len() != input_ys.len() || states.states.iter().any(|s| s.state == State::Pending)
+    if states.states.len() != input_ys.len()
+        || states.states.iter().any(|s| s.state == State::Pending)
     {
         return Ok(Outcome::Later);
     }
+    if states.states.iter().all(|s| s.state == State::Unspent) {
+        // The mint never executed the swap: execute it now, as cdk's recovery would.
+        let inputs = reserved.iter().map(|p| p.proof.clone()).collect();
+        match client
+            .post_swap(SwapRequest::new(inputs, blinded.to_vec()))
+            .await
+        {
+            Ok(response) if response.signatures.len() == blinded.len() => {
+                store_outputs(
+                    merchant,
+                    wallet,
+                    saga,
+                    &premints,
+                    blinded,
+                    response.signatures,
+                    input_ys,
+                )
+                .await?;
+                return Ok(Outcome::Finished);
+            }
+            Ok(_) => {
+                return Err(MerchantError::Wallet(cdk::Error::InvalidMintResponse(
+                    "swap: signatures and outputs differ in number".into(),
+                )))
+            }
+            Err(e) if e.is_definitive_failure() => {
+                tracing::info!(saga = %saga.id, error = %e, "the mint refuses the swap again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Refused, or spent by someone else: the token is not the merchant's.
     db.update_proofs(Vec::new(), input_ys).await?;
     db.delete_saga(&saga.id).await?;
-    tracing::info!(saga = %saga.id, "released the reservation of a redemption the mint never executed");
+    tracing::info!(saga = %saga.id, "released the reservation of a redemption that did not go through");
     Ok(Outcome::Released)
+}
+
+/// Stores the proofs `signatures` make of `outputs` (in the same order) in place of the
+/// swap's inputs, and ends its saga.
+async fn store_outputs(
+    merchant: &Merchant,
+    wallet: &Wallet,
+    saga: &WalletSaga,
+    premints: &HashMap<PublicKey, PreMint>,
+    outputs: &[BlindedMessage],
+    signatures: Vec<BlindSignature>,
+    input_ys: Vec<PublicKey>,
+) -> Result<(), MerchantError> {
+    let db = merchant.localstore();
+    let mut rs = Vec::new();
+    let mut secrets = Vec::new();
+    let mut indexes = Vec::new();
+    for output in outputs {
+        let premint = premints.get(&output.blinded_secret).ok_or_else(|| {
+            MerchantError::Wallet(cdk::Error::InvalidMintResponse(
+                "an output the swap did not ask for".into(),
+            ))
+        })?;
+        rs.push(premint.r.clone());
+        secrets.push(premint.secret.clone());
+        indexes.push(premint.derivation_index);
+    }
+    let Some(first) = outputs.first() else {
+        return Ok(());
+    };
+    let keys = wallet.keyset(first.keyset_id).await?.keys;
+    let proofs = construct_proofs(signatures, rs, secrets, &keys)
+        .map_err(|e| MerchantError::Wallet(e.into()))?;
+    let mut infos = Vec::new();
+    for (proof, index) in proofs.into_iter().zip(indexes) {
+        let info = ProofInfo::new(
+            proof,
+            wallet.mint_url.clone(),
+            State::Unspent,
+            wallet.unit.clone(),
+        )?;
+        infos.push(match index {
+            Some(i) => info.with_derivation_index(i),
+            None => info,
+        });
+    }
+    let held = db
+        .get_proofs_by_ys(infos.iter().map(|p| p.y).collect())
+        .await?;
+    infos.retain(|p| !held.iter().any(|h| h.y == p.y));
+    let amount: u64 = infos.iter().map(|p| u64::from(p.proof.amount)).sum();
+    db.update_proofs(infos, input_ys).await?;
+    db.delete_saga(&saga.id).await?;
+    tracing::info!(saga = %saga.id, amount, "stored the outputs of an interrupted redemption");
+    Ok(())
 }
 
 /// The secrets behind `blinded`, by blinded secret, found by deriving the counters below the
