@@ -12,6 +12,8 @@
 //! - the token's proofs are still held by an incomplete saga: still in doubt (mint unreachable);
 //! - any of the outputs is in the wallet: the merchant was paid, and the next request carrying
 //!   the token is served ([`RedemptionState::Paid`]);
+//! - no saga was left (the swap had finished when the process died) and cdk's transaction log
+//!   shows a completed receive of the token's proofs: paid too;
 //! - otherwise the mint never executed the swap (or someone else spent the token first): the
 //!   replay record is removed and the token may be presented again; the mint decides.
 //!
@@ -23,8 +25,9 @@ use std::str::FromStr;
 
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, PublicKey};
-use cdk::wallet::types::{OperationData, WalletSagaState};
+use cdk::wallet::types::{OperationData, TransactionDirection, TransactionStatus, WalletSagaState};
 use cdk::wallet::Wallet;
+use cdk::Amount;
 use serde::Serialize;
 
 use crate::merchant::{Merchant, MerchantError};
@@ -182,11 +185,18 @@ async fn resolve_locked(
     }
 
     let reserved = reserved_ys(merchant, wallet).await?;
+    let mut received: Option<HashSet<String>> = None;
     let mut fates = Vec::new();
     for (key, ys, outputs) in outputs_by_key {
         let fate = if ys.iter().any(|y| reserved.contains(y)) {
             Fate::StillInDoubt
         } else if outputs_present(merchant, &outputs).await? {
+            Fate::Paid
+        } else if outputs.is_empty()
+            && received_by_wallet(merchant, wallet, &mut received, &ys).await?
+        {
+            // No saga was left to say what the swap asked for: it had finished, and the
+            // process died before the record said so.
             Fate::Paid
         } else {
             Fate::NotRedeemed
@@ -208,6 +218,39 @@ async fn resolve_locked(
         fates.push((key, fate));
     }
     Ok(fates)
+}
+
+/// Whether the wallet completed a receive of exactly the proofs `ys` (cdk's transaction log).
+/// The log is read once per recovery, and only when a redemption needs it.
+async fn received_by_wallet(
+    merchant: &Merchant,
+    wallet: &Wallet,
+    received: &mut Option<HashSet<String>>,
+    ys: &HashSet<String>,
+) -> Result<bool, MerchantError> {
+    if ys.is_empty() {
+        return Ok(false);
+    }
+    if received.is_none() {
+        let transactions = merchant
+            .localstore()
+            .list_transactions(
+                Some(wallet.mint_url.clone()),
+                Some(TransactionDirection::Incoming),
+                Some(wallet.unit.clone()),
+            )
+            .await?;
+        *received = Some(
+            transactions
+                .into_iter()
+                .filter(|t| t.status == TransactionStatus::Completed && t.amount > Amount::ZERO)
+                .flat_map(|t| t.ys.into_iter().map(|y| y.to_string()))
+                .collect(),
+        );
+    }
+    Ok(received
+        .as_ref()
+        .is_some_and(|r| ys.iter().all(|y| r.contains(y))))
 }
 
 async fn outputs_present(merchant: &Merchant, outputs: &[String]) -> Result<bool, MerchantError> {
