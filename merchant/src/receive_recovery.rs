@@ -307,3 +307,49 @@ pub(crate) async fn output_ys(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    /// The outputs of a swap whose counters lie anywhere below the current counter (within the
+    /// window) are found, whatever range cdk recorded; outputs from further back are not.
+    #[tokio::test]
+    async fn outputs_are_found_by_their_counters_not_by_the_recorded_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let merchant = Merchant::open(dir.path()).await.unwrap();
+        let keyset = Id::from_str("009a1f293253e41e").unwrap();
+        let seed = *merchant.seed().as_bytes();
+        merchant
+            .localstore()
+            .increment_keyset_counter(&keyset, 5000)
+            .await
+            .unwrap();
+        // Three outputs reserved at 4990 (the "recorded" range would say 4997..5000).
+        let premints = PreMintSecrets::restore_batch(keyset, &seed, 4990, 4993).unwrap();
+        let blinded: Vec<BlindedMessage> = premints
+            .secrets
+            .iter()
+            .map(|p| p.blinded_message.clone())
+            .collect();
+        let mut expected: Vec<String> = premints
+            .secrets
+            .iter()
+            .map(|p| hash_to_curve(p.secret.as_bytes()).unwrap().to_string())
+            .collect();
+        let mut found = output_ys(&merchant, &blinded).await.unwrap();
+        expected.sort();
+        found.sort();
+        assert_eq!(found, expected);
+
+        let far = PreMintSecrets::restore_batch(keyset, &seed, 10, 12).unwrap();
+        let blinded: Vec<BlindedMessage> = far
+            .secrets
+            .iter()
+            .map(|p| p.blinded_message.clone())
+            .collect();
+        assert!(output_ys(&merchant, &blinded).await.unwrap().is_empty());
+    }
+}
