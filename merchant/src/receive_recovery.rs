@@ -118,33 +118,19 @@ async fn settle_one(
         return Ok(Outcome::ToCdk);
     };
 
-    let restored = client
-        .post_restore(RestoreRequest {
-            outputs: blinded.to_vec(),
-        })
-        .await?;
-    if restored.outputs.len() != restored.signatures.len() {
-        return Err(MerchantError::Wallet(cdk::Error::InvalidMintResponse(
-            "restore: outputs and signatures differ in number".into(),
-        )));
-    }
-    if !restored.signatures.is_empty() {
-        if restored.signatures.len() != blinded.len() {
-            tracing::warn!(saga = %saga.id, signed = restored.signatures.len(),
-                asked = blinded.len(), "the mint signed only some outputs of a swap");
+    match signed(client, blinded).await? {
+        Signed::All(outputs, signatures) => {
+            store_outputs(
+                merchant, wallet, saga, &premints, &outputs, signatures, input_ys,
+            )
+            .await?;
+            return Ok(Outcome::Finished);
+        }
+        Signed::Some => {
+            tracing::warn!(saga = %saga.id, "the mint signed only some outputs of a swap");
             return Ok(Outcome::Later);
         }
-        store_outputs(
-            merchant,
-            wallet,
-            saga,
-            &premints,
-            &restored.outputs,
-            restored.signatures,
-            input_ys,
-        )
-        .await?;
-        return Ok(Outcome::Finished);
+        Signed::None => {}
     }
 
     // Nothing signed: the swap did not happen, unless it is still running at the mint.
@@ -189,11 +175,52 @@ async fn settle_one(
             Err(e) => return Err(e.into()),
         }
     }
+    // The original swap may have gone through since the first look (it raced this recovery):
+    // look again before giving the reservation back.
+    match signed(client, blinded).await? {
+        Signed::All(outputs, signatures) => {
+            store_outputs(
+                merchant, wallet, saga, &premints, &outputs, signatures, input_ys,
+            )
+            .await?;
+            return Ok(Outcome::Finished);
+        }
+        Signed::Some => return Ok(Outcome::Later),
+        Signed::None => {}
+    }
     // Refused, or spent by someone else: the token is not the merchant's.
     db.update_proofs(Vec::new(), input_ys).await?;
     db.delete_saga(&saga.id).await?;
     tracing::info!(saga = %saga.id, "released the reservation of a redemption that did not go through");
     Ok(Outcome::Released)
+}
+
+/// Which of a swap's outputs the mint signed (NUT-09 restore).
+enum Signed {
+    None,
+    Some,
+    /// All of them: the outputs in the order of the signatures.
+    All(Vec<BlindedMessage>, Vec<BlindSignature>),
+}
+
+async fn signed(client: &HttpClient, blinded: &[BlindedMessage]) -> Result<Signed, MerchantError> {
+    let restored = client
+        .post_restore(RestoreRequest {
+            outputs: blinded.to_vec(),
+        })
+        .await?;
+    if restored.outputs.len() != restored.signatures.len() {
+        return Err(MerchantError::Wallet(cdk::Error::InvalidMintResponse(
+            "restore: outputs and signatures differ in number".into(),
+        )));
+    }
+    Ok(if restored.signatures.is_empty() {
+        Signed::None
+    } else if restored.signatures.len() == blinded.len() {
+        Signed::All(restored.outputs, restored.signatures)
+    } else {
+        Signed::Some
+    })
 }
 
 /// Stores the proofs `signatures` make of `outputs` (in the same order) in place of the
