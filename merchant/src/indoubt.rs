@@ -6,11 +6,14 @@
 //! the outputs if the mint did execute it) or rolls it back. What recovery does not say is
 //! whether *this token* ended up in the wallet (a restore that finds nothing still "completes").
 //! So before recovery runs we note the Y values of the outputs the swap asked for (re-derived
-//! from the seed and the saga's counter range), and afterwards we look for them in the wallet:
+//! from the seed: the counters are found by searching for the saga's blinded messages, see
+//! [`crate::receive_recovery`]), and afterwards we look for them in the wallet:
 //!
 //! - the token's proofs are still held by an incomplete saga: still in doubt (mint unreachable);
 //! - any of the outputs is in the wallet: the merchant was paid, and the next request carrying
 //!   the token is served ([`RedemptionState::Paid`]);
+//! - no saga was left (the swap had finished when the process died) and cdk's transaction log
+//!   shows a completed receive of the token's proofs: paid too;
 //! - otherwise the mint never executed the swap (or someone else spent the token first): the
 //!   replay record is removed and the token may be presented again; the mint decides.
 //!
@@ -20,14 +23,15 @@
 use std::collections::{BTreeSet, HashSet};
 use std::str::FromStr;
 
-use cdk::dhke::hash_to_curve;
 use cdk::mint_url::MintUrl;
-use cdk::nuts::{CurrencyUnit, PreMintSecrets, PublicKey};
-use cdk::wallet::types::{OperationData, WalletSagaState};
+use cdk::nuts::{CurrencyUnit, PublicKey};
+use cdk::wallet::types::{OperationData, TransactionDirection, TransactionStatus, WalletSagaState};
 use cdk::wallet::Wallet;
+use cdk::Amount;
 use serde::Serialize;
 
 use crate::merchant::{Merchant, MerchantError};
+use crate::receive_recovery;
 use crate::store::RedemptionState;
 
 /// What start-up (or on-demand) recovery did.
@@ -83,44 +87,16 @@ pub(crate) async fn receive_saga_outputs(
             continue;
         }
         let outputs = match &saga.data {
-            OperationData::Receive(data) => match (
-                data.blinded_messages.as_deref(),
-                data.counter_start,
-                data.counter_end,
-            ) {
-                (Some(blinded), Some(start), Some(end)) if !blinded.is_empty() => {
-                    output_ys(merchant, blinded, start, end)?
-                }
-                _ => Vec::new(),
+            // Not from cdk's recorded counter range, which concurrent redemptions can skew.
+            OperationData::Receive(data) => match data.blinded_messages.as_deref() {
+                Some(blinded) => receive_recovery::output_ys(merchant, blinded).await?,
+                None => Vec::new(),
             },
             _ => Vec::new(),
         };
         return Ok(Some(outputs));
     }
     Ok(None)
-}
-
-/// Re-derives the secrets behind `blinded` (NUT-13, from the seed and the counter range) and
-/// returns the Y values of the proofs they become.
-fn output_ys(
-    merchant: &Merchant,
-    blinded: &[cdk::nuts::BlindedMessage],
-    start: u32,
-    end: u32,
-) -> Result<Vec<String>, MerchantError> {
-    let keyset_id = blinded[0].keyset_id;
-    let wanted: HashSet<_> = blinded.iter().map(|b| b.blinded_secret).collect();
-    let premints = PreMintSecrets::restore_batch(keyset_id, merchant.seed().as_bytes(), start, end)
-        .map_err(|e| MerchantError::Wallet(e.into()))?;
-    let mut out = Vec::new();
-    for pm in premints.secrets {
-        if wanted.contains(&pm.blinded_message.blinded_secret) {
-            let y =
-                hash_to_curve(pm.secret.as_bytes()).map_err(|e| MerchantError::Wallet(e.into()))?;
-            out.push(y.to_string());
-        }
-    }
-    Ok(out)
 }
 
 /// Y values (hex) held by any incomplete saga of `wallet`.
@@ -180,7 +156,18 @@ async fn resolve_locked(
         outputs_by_key.push((record.key.clone(), ys, outputs));
     }
 
-    match wallet.recover_incomplete_sagas().await {
+    // The merchant's own settlement of its redemption swaps first (see `receive_recovery`);
+    // cdk's recovery only when none of them waits for the mint.
+    let settled = receive_recovery::settle_receive_sagas(merchant, wallet).await?;
+    summary.sagas_recovered += settled.finished;
+    summary.sagas_compensated += settled.released;
+    let cdk_recovery = if settled.later > 0 {
+        summary.sagas_skipped += settled.later;
+        Ok(cdk::wallet::RecoveryReport::default())
+    } else {
+        wallet.recover_incomplete_sagas().await
+    };
+    match cdk_recovery {
         Ok(report) => {
             summary.sagas_recovered += report.recovered;
             summary.sagas_compensated += report.compensated;
@@ -198,11 +185,18 @@ async fn resolve_locked(
     }
 
     let reserved = reserved_ys(merchant, wallet).await?;
+    let mut received: Option<HashSet<String>> = None;
     let mut fates = Vec::new();
     for (key, ys, outputs) in outputs_by_key {
         let fate = if ys.iter().any(|y| reserved.contains(y)) {
             Fate::StillInDoubt
         } else if outputs_present(merchant, &outputs).await? {
+            Fate::Paid
+        } else if outputs.is_empty()
+            && received_by_wallet(merchant, wallet, &mut received, &ys).await?
+        {
+            // No saga was left to say what the swap asked for: it had finished, and the
+            // process died before the record said so.
             Fate::Paid
         } else {
             Fate::NotRedeemed
@@ -224,6 +218,39 @@ async fn resolve_locked(
         fates.push((key, fate));
     }
     Ok(fates)
+}
+
+/// Whether the wallet completed a receive of exactly the proofs `ys` (cdk's transaction log).
+/// The log is read once per recovery, and only when a redemption needs it.
+async fn received_by_wallet(
+    merchant: &Merchant,
+    wallet: &Wallet,
+    received: &mut Option<HashSet<String>>,
+    ys: &HashSet<String>,
+) -> Result<bool, MerchantError> {
+    if ys.is_empty() {
+        return Ok(false);
+    }
+    if received.is_none() {
+        let transactions = merchant
+            .localstore()
+            .list_transactions(
+                Some(wallet.mint_url.clone()),
+                Some(TransactionDirection::Incoming),
+                Some(wallet.unit.clone()),
+            )
+            .await?;
+        *received = Some(
+            transactions
+                .into_iter()
+                .filter(|t| t.status == TransactionStatus::Completed && t.amount > Amount::ZERO)
+                .flat_map(|t| t.ys.into_iter().map(|y| y.to_string()))
+                .collect(),
+        );
+    }
+    Ok(received
+        .as_ref()
+        .is_some_and(|r| ys.iter().all(|y| r.contains(y))))
 }
 
 async fn outputs_present(merchant: &Merchant, outputs: &[String]) -> Result<bool, MerchantError> {

@@ -24,6 +24,7 @@ pub mod l402;
 pub mod layer;
 pub mod merchant;
 pub mod paywall;
+mod receive_recovery;
 mod redeem;
 pub mod seed;
 pub mod serve;

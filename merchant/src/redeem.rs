@@ -6,7 +6,12 @@
 //!    the mint.
 //! 2. Swap the proofs into the merchant's wallet (`Wallet::receive`, signing P2PK-locked proofs
 //!    with the merchant's key). The mint's spent set stays the authority.
-//! 3. On success the record becomes `redeemed` and the request is served. On a definitive
+//!    The swap runs on a task of its own: a client hanging up (hyper dropping the request's
+//!    future) never cancels it halfway.
+//! 3. On success the record becomes `paid` (redeemed, not yet served), then the waiting request
+//!    claims it (`paid` → `redeemed`) and is served. If the requester is gone, or the process
+//!    dies in between, the record stays `paid` and the token's next presentation is served,
+//!    once: the agent pays only for what was served. On a definitive
 //!    refusal the record is removed (or kept as `spent` if the mint says so). On an ambiguous
 //!    failure (mint unreachable) the answer is 503: if the swap never left the wallet the record
 //!    is removed at once; otherwise it is `in_doubt`, and the token's next use (or the next
@@ -17,6 +22,7 @@ use std::time::Duration;
 
 use cdk::wallet::ReceiveOptions;
 use cdk::Amount;
+use tokio::sync::oneshot;
 
 use crate::error::PaywallError;
 use crate::indoubt::{self, hex_set, Fate};
@@ -85,7 +91,7 @@ pub(crate) async fn redeem(
             .await
             .map_err(store_err)?;
         match begin {
-            Begin::Started => return attempt(merchant, &checked, timeout).await,
+            Begin::Started => return detached(merchant, checked, timeout).await,
             Begin::Overlap
             | Begin::Existing(
                 RedemptionState::Redeeming | RedemptionState::Redeemed | RedemptionState::Spent,
@@ -131,7 +137,37 @@ fn paid(checked: &Checked, received: Amount) -> Paid {
     }
 }
 
-/// The swap, for a token whose record this request just created.
+/// Runs [`attempt`] on a task of its own and claims its result for this request.
+async fn detached(
+    merchant: &Merchant,
+    checked: Checked,
+    timeout: Duration,
+) -> Result<Paid, PaywallError> {
+    let (answer, result) = oneshot::channel();
+    let task_merchant = merchant.clone();
+    let key = checked.key.clone();
+    tokio::spawn(async move {
+        let outcome = attempt(&task_merchant, &checked, timeout).await;
+        // A requester that hung up leaves the record `paid`: served on the next presentation.
+        let _ = answer.send(outcome);
+    });
+    let paid = result.await.map_err(|_| PaywallError::Internal {
+        detail: "the redemption task ended without an answer".into(),
+    })??;
+    let claimed = merchant
+        .store()
+        .transition_redemption(&key, RedemptionState::Paid, RedemptionState::Redeemed)
+        .await
+        .map_err(store_err)?;
+    if !claimed {
+        // Another request carrying the same token was served with it in between.
+        return Err(PaywallError::Replay);
+    }
+    Ok(paid)
+}
+
+/// The swap, for a token whose record this request just created. Success leaves the record
+/// `paid`: the caller claims it.
 async fn attempt(
     merchant: &Merchant,
     checked: &Checked,
@@ -153,7 +189,7 @@ async fn attempt(
     let error = match result {
         Ok(received) => {
             store
-                .set_redemption_state(&checked.key, RedemptionState::Redeemed)
+                .set_redemption_state(&checked.key, RedemptionState::Paid)
                 .await
                 .map_err(store_err)?;
             tracing::info!(mint = %checked.mint_url, value = %checked.value, %received,

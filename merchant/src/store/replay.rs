@@ -18,8 +18,9 @@ pub enum RedemptionState {
     /// The swap was sent but its outcome is unknown (the mint could not be reached or answered
     /// ambiguously). Resolved by the wallet's saga recovery before the token is used again.
     InDoubt,
-    /// Recovery found the swap succeeded, but no request was served for it yet: the next
-    /// request carrying the token is served.
+    /// The swap succeeded (the redeeming request's own, or one recovery found went through),
+    /// but no request was served for it yet: the request that claims it (`Paid` → `Redeemed`)
+    /// is served, so the next one carrying the token is if the redeeming one hung up.
     Paid,
     /// Redeemed and a request was served for it. Final.
     Redeemed,

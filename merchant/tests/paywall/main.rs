@@ -6,6 +6,7 @@
 mod binaries;
 mod challenge;
 mod gateway;
+mod hangup;
 mod l402;
 mod outage;
 mod payments;

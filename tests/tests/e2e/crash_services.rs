@@ -71,8 +71,6 @@ async fn exact_token(human: &Wallet, amount: u64) -> String {
 /// presentation of any token is refused: nothing was served without payment and nothing is
 /// lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "open issue: a merchant SIGKILLed inside a redemption can leave it in doubt for good \
-            (docs/security.md, open issues); run with --ignored"]
 async fn killing_the_merchant_mid_redemption_neither_serves_free_nor_loses_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let mint = MintProcess::start(dir.path(), "");
