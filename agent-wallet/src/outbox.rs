@@ -131,6 +131,17 @@ pub fn resolve(trigger: Trigger, settlement: &Settlement, row: &OutboxRow) -> Op
         Trigger::NoAnswer => (Outcome::Failed, Outcome::Unknown),
         Trigger::NeverSent => (Outcome::Failed, Outcome::Failed),
     };
+    // A token that never left the wallet can have been spent only by the wallet itself: a
+    // take-back swap that a kill interrupted after the mint ran it (cdk then finds the
+    // proofs spent and cannot tell by whom). Counting it as paid would count money that is
+    // back in the balance.
+    let own_reclaim = Settlement::Reclaimed {
+        returned: row.token_value,
+    };
+    let settlement = match (trigger, settlement) {
+        (Trigger::NeverSent, Settlement::Spent) => &own_reclaim,
+        _ => settlement,
+    };
     let resolution = match settlement {
         Settlement::Reclaimed { returned } => Resolution {
             outcome: refused,

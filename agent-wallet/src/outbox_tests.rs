@@ -182,6 +182,24 @@ fn resolve_maps_triggers_and_settlements_to_outcomes() {
     assert_eq!(never.fee, Some(0));
 }
 
+/// Before the fix, a token that never left the wallet and that the mint reported spent was
+/// counted as "redeemed by the payee": it was the wallet's own take-back swap, interrupted by
+/// a kill after the mint ran it, and the agent crash loop ended a round 5 sat over (balance +
+/// spent > funded).
+#[test]
+fn a_token_that_never_left_and_is_spent_was_taken_back_by_the_wallet() {
+    let r = OutboxRow {
+        swap_fee: 0,
+        ..row("a", 11)
+    };
+    let never = resolve(Trigger::NeverSent, &Settlement::Spent, &r).unwrap();
+    assert_eq!((never.outcome, never.counted), (Outcome::Failed, false));
+    assert_eq!(never.detail, "token taken back");
+    // Once it may have reached the payee, spent means the payee has it.
+    let lost = resolve(Trigger::NoAnswer, &Settlement::Spent, &r).unwrap();
+    assert!(lost.counted);
+}
+
 #[test]
 fn state_names_round_trip() {
     for s in [OutboxState::Prepared, OutboxState::InFlight] {

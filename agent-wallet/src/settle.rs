@@ -56,16 +56,16 @@ impl AgentWallet {
     }
 
     /// cdk's saga is gone: it finished (claimed), was revoked, or was compensated before a
-    /// token existed. Its transaction record tells which; failing that, the token itself.
+    /// token existed. A `Failed` transaction record says cdk took it back; anything else is
+    /// asked of the mint through the token itself. cdk's own recovery records `Completed` for
+    /// a send whose proofs it no longer finds reserved, which a kill inside `confirm` causes
+    /// while the token's proofs are still unspent: trusting that record counted a payment
+    /// the payee never redeemed (the agent crash loop ended a round 5 sat over).
     async fn settle_without_saga(&self, wallet: &Wallet, op: Uuid, row: &OutboxRow) -> Settlement {
-        match saga_transaction_status(wallet, op).await {
-            Some(TransactionStatus::Completed) => return Settlement::Spent,
-            Some(TransactionStatus::Failed) => {
-                return Settlement::Reclaimed {
-                    returned: row.token_value,
-                }
-            }
-            _ => {}
+        if let Some(TransactionStatus::Failed) = saga_transaction_status(wallet, op).await {
+            return Settlement::Reclaimed {
+                returned: row.token_value,
+            };
         }
         let Some(token) = row.token.as_deref() else {
             // No token was ever made: the reservation was released.

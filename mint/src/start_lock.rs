@@ -9,7 +9,6 @@
 //!
 //! SQLite needs nothing here: its data directory is already one process's (`data_dir.rs`).
 
-#[cfg(feature = "postgres")]
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]

@@ -1,6 +1,7 @@
 //! The HTTP face of the mint: cdk-axum's Cashu v1 API plus `/health`, `/ready` and `/metrics`,
 //! wrapped in the tower-http layers every answer goes through.
 
+pub mod detach;
 pub mod errors;
 pub mod metrics;
 pub mod quote_expiry;
@@ -74,6 +75,7 @@ pub async fn router(state: AppState, http: &HttpConfig) -> Result<Router, Router
     let app = cashu
         .merge(ops)
         .merge(draws)
+        .route_layer(middleware::from_fn(detach::detached))
         .route_layer(middleware::from_fn_with_state(
             quote_expiry::ExpiryGuard {
                 mint: state.mint.clone(),

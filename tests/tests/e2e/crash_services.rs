@@ -188,8 +188,6 @@ async fn killing_the_merchant_mid_redemption_neither_serves_free_nor_loses_a_tok
 /// back. Always: balance + spent = funded, and the merchant holds exactly what the agent's
 /// ledger says it spent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "open issue: an agent SIGKILLed mid-payment is sometimes left a few sat short \
-            (docs/security.md, open issues); run with --ignored"]
 async fn killing_the_agent_mid_payment_completes_or_returns_it_and_the_merchant_keeps_it() {
     const FUNDED: u64 = 500;
     let dir = tempfile::tempdir().unwrap();
