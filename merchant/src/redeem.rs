@@ -88,7 +88,10 @@ pub(crate) async fn redeem(
             Begin::Started => return attempt(merchant, &checked, timeout).await,
             Begin::Overlap
             | Begin::Existing(
-                RedemptionState::Redeeming | RedemptionState::Redeemed | RedemptionState::Spent,
+                RedemptionState::Redeeming
+                | RedemptionState::Redeemed
+                | RedemptionState::Spent
+                | RedemptionState::Held,
             ) => return Err(PaywallError::Replay),
             Begin::Existing(RedemptionState::Paid) => {
                 // Paid during an earlier, unanswered attempt: serve this request, once.
@@ -131,8 +134,9 @@ fn paid(checked: &Checked, received: Amount) -> Paid {
     }
 }
 
-/// The swap, for a token whose record this request just created.
-async fn attempt(
+/// The swap, for a token whose record this request just created (or that the offline
+/// redeemer moved from `held` to `redeeming`).
+pub(crate) async fn attempt(
     merchant: &Merchant,
     checked: &Checked,
     timeout: Duration,
