@@ -2,7 +2,7 @@
 //! later.
 //!
 //! A token whose every proof only the merchant's key can spend (NUT-11 P2PK: `data` is the
-//! merchant's key, no other `pubkeys`, one signature, `SIG_INPUTS`, and no locktime, or one far
+//! merchant's key, no further `pubkeys`, one signature, `SIG_INPUTS`, and no locktime, or one far
 //! enough ahead that neither refund keys nor anyone else can take the proofs back before the
 //! merchant redeems them) and whose proofs carry valid DLEQ proofs (NUT-12: the mint did sign
 //! them) is worth as much to the merchant before the swap as after: nobody else can spend it.
@@ -88,8 +88,10 @@ pub(crate) fn merchant_only(
             _ => return Err(not("a proof's lock cannot be read")),
         };
         let Some(c) = conditions else { continue };
-        if c.pubkeys.iter().flatten().any(|k| k != merchant) {
-            return Err(not("a proof names other keys that may sign"));
+        // Other keys might sign alone, or be needed beside the merchant's; a repeat of the
+        // merchant's own key is invalid at the mint.
+        if c.pubkeys.as_ref().is_some_and(|k| !k.is_empty()) {
+            return Err(not("a proof names further keys"));
         }
         if c.num_sigs.unwrap_or(1) > 1 {
             return Err(not("a proof needs more than one signature"));
