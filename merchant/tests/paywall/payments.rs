@@ -121,7 +121,26 @@ async fn tokens_failing_a_check_are_refused_with_the_matching_code() {
     let r = get_with(&app.at("/weather"), Some(&t)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(app.hits(), 2);
-    assert_eq!(app.balance(&mint).await, 10);
+    // The locked token was served after the offline checks; the redeemer swaps it soon after.
+    eventually("the held locked token redeemed", || async {
+        (app.balance(&mint).await == 10).then_some(())
+    })
+    .await;
+    let held: u64 = app
+        .merchant
+        .balances()
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.held)
+        .sum();
+    assert_eq!(held, 0, "nothing is left held once redeemed");
+    assert_refused(
+        get_with(&app.at("/locked"), Some(&locked)).await,
+        400,
+        codes::TOKEN_SPENT,
+    )
+    .await;
 }
 
 #[tokio::test]
