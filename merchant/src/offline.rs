@@ -74,7 +74,8 @@ pub(crate) fn merchant_only(
     margin_secs: u64,
 ) -> Result<(), NotOffline> {
     for proof in proofs {
-        let secret = Nut10Secret::try_from(&proof.secret).map_err(|_| not("a proof is unlocked"))?;
+        let secret =
+            Nut10Secret::try_from(&proof.secret).map_err(|_| not("a proof is unlocked"))?;
         if secret.kind() != Kind::P2PK {
             return Err(not("a proof is not P2PK-locked"));
         }
@@ -121,7 +122,8 @@ pub(crate) fn dleqs_valid(
     key_of: impl Fn(&Proof) -> Option<PublicKey>,
 ) -> Result<(), NotOffline> {
     for proof in proofs {
-        let key = key_of(proof).ok_or_else(|| not("no mint key for a proof's keyset and amount"))?;
+        let key =
+            key_of(proof).ok_or_else(|| not("no mint key for a proof's keyset and amount"))?;
         proof
             .verify_dleq(key)
             .map_err(|e| not(format!("a proof's DLEQ proof does not verify: {e}")))?;
@@ -322,12 +324,13 @@ async fn redeem_held(merchant: &Merchant, held: &HeldToken) -> Outcome {
                     Err(e) => Some(Outcome::Retry(e.to_string())),
                 }
             }
-            RedemptionState::InDoubt => match indoubt::resolve(merchant, &wallet, &held.key).await
-            {
-                Ok(Fate::StillInDoubt) => Some(Outcome::Retry("the swap is in doubt".into())),
-                Ok(_) => None,
-                Err(e) => Some(Outcome::Retry(e.to_string())),
-            },
+            RedemptionState::InDoubt => {
+                match indoubt::resolve(merchant, &wallet, &held.key).await {
+                    Ok(Fate::StillInDoubt) => Some(Outcome::Retry("the swap is in doubt".into())),
+                    Ok(_) => None,
+                    Err(e) => Some(Outcome::Retry(e.to_string())),
+                }
+            }
             // Left by an attempt that ended without a verdict: find out what the mint did.
             RedemptionState::Redeeming => match store
                 .transition_redemption(
@@ -372,11 +375,7 @@ async fn swap(merchant: &Merchant, wallet: &Wallet, held: &HeldToken) -> Option<
         Err(e) => {
             let _ = merchant
                 .store()
-                .transition_redemption(
-                    &held.key,
-                    RedemptionState::Redeeming,
-                    RedemptionState::Held,
-                )
+                .transition_redemption(&held.key, RedemptionState::Redeeming, RedemptionState::Held)
                 .await;
             // Only an unreadable token is lost for good; an unknown keyset may be learnt once
             // the mint answers again.

@@ -157,7 +157,10 @@ fn dleq_proofs_must_verify_against_the_mints_key() {
 /// must not need it).
 async fn checked(merchant: &Merchant, proofs: Vec<Proof>) -> Checked {
     let mint_url = MintUrl::from_str("http://127.0.0.1:1").unwrap();
-    let wallet = merchant.wallet(&mint_url, &CurrencyUnit::Sat).await.unwrap();
+    let wallet = merchant
+        .wallet(&mint_url, &CurrencyUnit::Sat)
+        .await
+        .unwrap();
     let ys: Vec<PublicKey> = proofs.iter().map(|p| p.y().unwrap()).collect();
     let value = Amount::try_sum(proofs.iter().map(|p| p.amount)).unwrap();
     let token = Token::new(mint_url.clone(), proofs.clone(), None, CurrencyUnit::Sat);
@@ -189,7 +192,14 @@ async fn a_qualifying_token_is_held_once_and_its_copies_are_replays() {
     let merchant = Merchant::open(dir.path()).await.unwrap();
     let mint = SecretKey::generate();
     let me = merchant.pubkey();
-    let c = checked(&merchant, vec![proof(&mint, locked(me, None), 4), proof(&mint, locked(me, None), 1)]).await;
+    let c = checked(
+        &merchant,
+        vec![
+            proof(&mint, locked(me, None), 4),
+            proof(&mint, locked(me, None), 1),
+        ],
+    )
+    .await;
     let offer = offer(&merchant);
 
     let paid = accept(&merchant, &offer, &c, DEFAULT_LOCK_MARGIN)
@@ -199,10 +209,22 @@ async fn a_qualifying_token_is_held_once_and_its_copies_are_replays() {
     assert_eq!((u64::from(paid.value), u64::from(paid.received)), (5, 4));
     let again = accept(&merchant, &offer, &c, DEFAULT_LOCK_MARGIN).await;
     assert!(matches!(again, Err(PaywallError::Replay)), "{again:?}");
-    let online = crate::redeem::redeem(&merchant, checked(&merchant, c.proofs.clone()).await, REDEEM_TIMEOUT).await;
-    assert!(matches!(online, Err(PaywallError::Replay)), "online copy: {online:?}");
+    let online = crate::redeem::redeem(
+        &merchant,
+        checked(&merchant, c.proofs.clone()).await,
+        REDEEM_TIMEOUT,
+    )
+    .await;
+    assert!(
+        matches!(online, Err(PaywallError::Replay)),
+        "online copy: {online:?}"
+    );
 
-    let held = merchant.store().held_tokens(HeldStatus::Held).await.unwrap();
+    let held = merchant
+        .store()
+        .held_tokens(HeldStatus::Held)
+        .await
+        .unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].token, c.encoded);
     let balances = merchant.balances().await.unwrap();
@@ -218,7 +240,11 @@ async fn tokens_that_do_not_qualify_go_online() {
     let offer = offer(&merchant);
     let soon = conditions(Some(cdk::util::unix_time() + 600), None, None, None);
     for (what, proofs, offer) in [
-        ("a lock opening within the margin", vec![proof(&mint, locked(me, Some(soon)), 4)], offer.clone()),
+        (
+            "a lock opening within the margin",
+            vec![proof(&mint, locked(me, Some(soon)), 4)],
+            offer.clone(),
+        ),
         (
             "an offer locked to someone else's key",
             vec![proof(&mint, locked(me, None), 4)],
@@ -240,7 +266,10 @@ async fn tokens_that_do_not_qualify_go_online() {
         let c = checked(&merchant, proofs).await;
         let r = accept(&merchant, &offer, &c, DEFAULT_LOCK_MARGIN).await;
         assert!(matches!(r, Ok(None)), "{what}: {r:?}");
-        assert!(merchant.store().redemption(&c.key).await.unwrap().is_none(), "{what}");
+        assert!(
+            merchant.store().redemption(&c.key).await.unwrap().is_none(),
+            "{what}"
+        );
     }
     assert!(merchant.store().held_totals().await.unwrap().is_empty());
 }

@@ -315,7 +315,10 @@ command = "cat invoice.txt"
         let c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
         assert_eq!((c.cashu, c.x402, c.l402), (true, true, false));
         assert_eq!(c.l402_validity_secs, 3600);
-        assert!(c.offline, "offline acceptance of locked tokens is on by default");
+        assert!(
+            c.offline,
+            "offline acceptance of locked tokens is on by default"
+        );
         assert_eq!(c.offline_lock_margin_secs, 3600);
         let off = GatewayConfig::from_toml(
             &format!("offline = false\noffline_lock_margin_secs = 7200\n{EXAMPLE}"),

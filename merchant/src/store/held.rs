@@ -105,7 +105,8 @@ pub struct HeldTotal {
     pub count: u64,
 }
 
-const SELECT: &str = "SELECT key, mint_url, unit, value, token, status, attempts, next_attempt_at, \
+const SELECT: &str =
+    "SELECT key, mint_url, unit, value, token, status, attempts, next_attempt_at, \
      last_error, created_at FROM held_tokens";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(HeldToken, String)> {
@@ -196,7 +197,11 @@ impl Store {
     }
 
     /// Held tokens due for an attempt at `at` (Unix seconds), oldest first.
-    pub async fn due_held_tokens(&self, at: i64, limit: usize) -> Result<Vec<HeldToken>, StoreError> {
+    pub async fn due_held_tokens(
+        &self,
+        at: i64,
+        limit: usize,
+    ) -> Result<Vec<HeldToken>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(move |conn| {
             let mut stmt = conn.prepare(&format!(
@@ -218,7 +223,8 @@ impl Store {
     /// Every held token in `status`, oldest first.
     pub async fn held_tokens(&self, status: HeldStatus) -> Result<Vec<HeldToken>, StoreError> {
         self.with(move |conn| {
-            let mut stmt = conn.prepare(&format!("{SELECT} WHERE status = ?1 ORDER BY created_at"))?;
+            let mut stmt =
+                conn.prepare(&format!("{SELECT} WHERE status = ?1 ORDER BY created_at"))?;
             let rows = stmt.query_map(params![status.as_str()], from_row)?;
             let mut out = Vec::new();
             for row in rows {
@@ -278,7 +284,13 @@ impl Store {
                 "UPDATE held_tokens SET attempts = attempts + 1, next_attempt_at = ?1,
                      last_error = ?2, updated_at = ?3
                  WHERE key = ?4 AND status = ?5",
-                params![next_attempt_at, error, now(), key, HeldStatus::Held.as_str()],
+                params![
+                    next_attempt_at,
+                    error,
+                    now(),
+                    key,
+                    HeldStatus::Held.as_str()
+                ],
             )?;
             Ok(())
         })
@@ -337,7 +349,13 @@ mod tests {
         assert_eq!(held, Begin::Started);
         // The same token online, or offline again, or one sharing a proof: refused.
         let online = store
-            .begin_redemption("k".into(), "http://m".into(), "sat".into(), 5, vec!["a".into()])
+            .begin_redemption(
+                "k".into(),
+                "http://m".into(),
+                "sat".into(),
+                5,
+                vec!["a".into()],
+            )
             .await
             .unwrap();
         assert_eq!(online, Begin::Existing(RedemptionState::Held));
@@ -353,7 +371,13 @@ mod tests {
         assert_eq!(overlap, Begin::Overlap);
         assert!(store.redemption("k2").await.unwrap().is_none());
         let overlap = store
-            .begin_redemption("k3".into(), "http://m".into(), "sat".into(), 5, vec!["a".into()])
+            .begin_redemption(
+                "k3".into(),
+                "http://m".into(),
+                "sat".into(),
+                5,
+                vec!["a".into()],
+            )
             .await
             .unwrap();
         assert_eq!(overlap, Begin::Overlap);
@@ -382,7 +406,10 @@ mod tests {
         // The swap never left the wallet: online redemption would forget the token.
         store.delete_redemption("k").await.unwrap();
         assert_eq!(store.redemption("k").await.unwrap().unwrap().state, h);
-        assert_eq!(store.redemption_ys("k").await.unwrap(), vec!["a".to_string()]);
+        assert_eq!(
+            store.redemption_ys("k").await.unwrap(),
+            vec!["a".to_string()]
+        );
         // In doubt, then found paid: redeemed (never `paid`, which would serve a copy).
         assert!(store.transition_redemption("k", h, i).await.unwrap());
         assert!(store

@@ -19,10 +19,7 @@ use crate::support::*;
 async fn gateway_config(mint: &MintProcess, dir: &Path) -> (PathBuf, PathBuf, PublicKey) {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream_addr = upstream.local_addr().unwrap();
-    let app = axum::Router::new().route(
-        "/locked",
-        axum::routing::get(|| async { "locked data" }),
-    );
+    let app = axum::Router::new().route("/locked", axum::routing::get(|| async { "locked data" }));
     tokio::spawn(async move {
         let _ = axum::serve(upstream, app).await;
     });
@@ -105,7 +102,10 @@ async fn get(url: &str, token: &str) -> (u16, Value) {
         .unwrap();
     let status = r.status().as_u16();
     let body = r.text().await.unwrap();
-    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }
 
 async fn assert_states(agent: &Wallet, token: &str, want: State, what: &str) {
@@ -143,7 +143,11 @@ async fn locked_tokens_are_served_while_the_mint_is_down_and_redeemed_later() {
     assert_eq!(status, 200, "served with the mint down: {body}");
     assert_eq!(body, Value::String("locked data".into()));
     let (status, body) = get(&url, &t1).await;
-    assert_eq!((status, body["code"].as_u64()), (400, Some(40207)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (400, Some(40207)),
+        "{body}"
+    );
     assert_eq!(
         balances(&data),
         (expected, value(&t1)),
@@ -152,14 +156,19 @@ async fn locked_tokens_are_served_while_the_mint_is_down_and_redeemed_later() {
 
     // The mint comes back: the running merchant redeems the held token by itself.
     let mint = stopped.start();
-    eventually("the held token redeemed after the mint restarted", || async {
-        (balances(&data) == (expected + value(&t1), 0)).then_some(())
-    })
+    eventually(
+        "the held token redeemed after the mint restarted",
+        || async { (balances(&data) == (expected + value(&t1), 0)).then_some(()) },
+    )
     .await;
     expected += value(&t1);
     assert_states(&agent, &t1, State::Spent, "the held token at the mint").await;
     let (status, body) = get(&url, &t1).await;
-    assert_eq!((status, body["code"].as_u64()), (400, Some(40207)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (400, Some(40207)),
+        "{body}"
+    );
 
     // Down again; served, and the merchant is killed before it could redeem.
     let t2 = locked_token(&agent, pubkey).await;
@@ -168,17 +177,28 @@ async fn locked_tokens_are_served_while_the_mint_is_down_and_redeemed_later() {
     assert_eq!(status, 200, "{body}");
     gw.kill();
     let mint = stopped.start();
-    assert_states(&agent, &t2, State::Unspent, "not redeemed by a dead merchant").await;
+    assert_states(
+        &agent,
+        &t2,
+        State::Unspent,
+        "not redeemed by a dead merchant",
+    )
+    .await;
     assert_eq!(balances(&data), (expected, value(&t2)));
 
     // On restart it takes the held token up; the copy stays refused.
     let gw = start_gateway(&config, dir.path());
-    eventually("the held token redeemed after the merchant restarted", || async {
-        (balances(&data) == (expected + value(&t2), 0)).then_some(())
-    })
+    eventually(
+        "the held token redeemed after the merchant restarted",
+        || async { (balances(&data) == (expected + value(&t2), 0)).then_some(()) },
+    )
     .await;
     assert_states(&agent, &t2, State::Spent, "redeemed on restart").await;
     let (status, body) = get(&format!("{}/locked", gw.url), &t2).await;
-    assert_eq!((status, body["code"].as_u64()), (400, Some(40207)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (400, Some(40207)),
+        "{body}"
+    );
     drop(mint);
 }
