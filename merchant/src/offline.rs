@@ -51,6 +51,8 @@ const RETRY_MIN_SECS: i64 = 1;
 const RETRY_MAX_SECS: i64 = 30;
 /// Longest one background swap may take before it is treated as in doubt.
 const REDEEM_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts a refused held token gets before it is given up as lost.
+const REFUSALS_TOLERATED: u32 = 5;
 /// Held tokens taken per query.
 const BATCH: usize = 32;
 /// How often an idle redeemer looks at the table anyway.
@@ -219,6 +221,9 @@ enum Outcome {
     Redeemed,
     /// The mint will not redeem it.
     Failed(String),
+    /// The mint refused the swap: given up after [`REFUSALS_TOLERATED`] attempts, in case the
+    /// refusal was the mint's passing state rather than the token's.
+    Refused(String),
     /// Try again later (mint unreachable, redemption in doubt).
     Retry(String),
 }
@@ -264,19 +269,23 @@ async fn round(merchant: &Merchant) -> Result<Duration, StoreError> {
                     tracing::info!(key = %held.key, value = held.value, mint = %held.mint_url,
                         "redeemed a held payment");
                 }
+                Outcome::Refused(e) if held.attempts + 1 >= REFUSALS_TOLERATED => {
+                    tracing::error!(key = %held.key, value = held.value, mint = %held.mint_url,
+                        error = %e, "the mint keeps refusing a held payment: it is lost");
+                    store.held_failed(&held.key, e).await?;
+                }
                 Outcome::Failed(e) => {
                     tracing::error!(key = %held.key, value = held.value, mint = %held.mint_url,
                         error = %e, "a held payment cannot be redeemed: it is lost");
                     store.held_failed(&held.key, e).await?;
                 }
+                Outcome::Refused(e) => {
+                    tracing::warn!(key = %held.key, error = %e, "the mint refused a held payment");
+                    retry_later(merchant, &held, e).await?;
+                }
                 Outcome::Retry(e) => {
-                    let exp = held.attempts.min(16);
-                    let delay = RETRY_MIN_SECS.saturating_mul(1 << exp).min(RETRY_MAX_SECS);
-                    tracing::debug!(key = %held.key, error = %e, delay, "held payment: retrying later");
                     down.insert(held.mint_url.clone(), e.clone());
-                    store
-                        .held_retry_at(&held.key, now().saturating_add(delay), e)
-                        .await?;
+                    retry_later(merchant, &held, e).await?;
                 }
             }
         }
@@ -287,6 +296,21 @@ async fn round(merchant: &Merchant) -> Result<Duration, StoreError> {
         }
         None => IDLE,
     })
+}
+
+/// Puts `held` off: 1 s after the first failed attempt, doubling up to [`RETRY_MAX_SECS`].
+async fn retry_later(
+    merchant: &Merchant,
+    held: &HeldToken,
+    error: String,
+) -> Result<(), StoreError> {
+    let exp = held.attempts.min(16);
+    let delay = RETRY_MIN_SECS.saturating_mul(1 << exp).min(RETRY_MAX_SECS);
+    tracing::debug!(key = %held.key, %error, delay, "held payment: retrying later");
+    merchant
+        .store()
+        .held_retry_at(&held.key, now().saturating_add(delay), error)
+        .await
 }
 
 /// One attempt at `held`, following its replay record wherever a crash or an earlier attempt
@@ -400,7 +424,7 @@ async fn swap(merchant: &Merchant, wallet: &Wallet, held: &HeldToken) -> Option<
         Err(PaywallError::Replay) => None,
         Err(PaywallError::MintUnavailable { detail }) => Some(Outcome::Retry(detail)),
         Err(PaywallError::Internal { detail }) => Some(Outcome::Retry(detail)),
-        Err(refusal) => Some(Outcome::Failed(refusal.to_string())),
+        Err(refusal) => Some(Outcome::Refused(refusal.to_string())),
     }
 }
 

@@ -273,3 +273,74 @@ async fn tokens_that_do_not_qualify_go_online() {
     }
     assert!(merchant.store().held_totals().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_unreachable_mint_puts_held_tokens_off_with_growing_delays() {
+    let dir = tempfile::tempdir().unwrap();
+    let merchant = Merchant::open(dir.path()).await.unwrap();
+    let mint = SecretKey::generate();
+    let me = merchant.pubkey();
+    let c = checked(&merchant, vec![proof(&mint, locked(me, None), 4)]).await;
+    // Held directly, without `accept`, so that no background redeemer races this test's rounds.
+    let record = NewRecord {
+        key: c.key.clone(),
+        mint_url: c.mint_url.to_string(),
+        unit: c.unit.to_string(),
+        value: c.value.into(),
+        ys: c.ys.iter().map(|y| y.to_string()).collect(),
+    };
+    let begin = merchant
+        .store()
+        .hold_token(record, c.encoded.clone())
+        .await
+        .unwrap();
+    assert_eq!(begin, Begin::Started);
+
+    let mut last_due = 0;
+    for attempt in 1..=3u32 {
+        // Make it due now, then run one round by hand (the mint at 127.0.0.1:1 refuses
+        // connections).
+        merchant
+            .store()
+            .held_retry_at(&c.key, 0, "test".into())
+            .await
+            .unwrap();
+        let before = merchant
+            .store()
+            .held_tokens(HeldStatus::Held)
+            .await
+            .unwrap()[0]
+            .attempts;
+        let wait = round(&merchant).await.unwrap();
+        let held = merchant
+            .store()
+            .held_tokens(HeldStatus::Held)
+            .await
+            .unwrap();
+        assert_eq!(
+            held.len(),
+            1,
+            "still held, never dropped (attempt {attempt})"
+        );
+        assert_eq!(held[0].attempts, before + 1);
+        let delay = held[0].next_attempt_at - now();
+        assert!(
+            (1..=RETRY_MAX_SECS).contains(&delay) && delay >= last_due,
+            "delay {delay} after {} attempts",
+            held[0].attempts
+        );
+        assert!(wait <= Duration::from_secs(RETRY_MAX_SECS.unsigned_abs()));
+        last_due = delay;
+        assert_eq!(
+            merchant
+                .store()
+                .redemption(&c.key)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            RedemptionState::Held,
+            "the replay record stays"
+        );
+    }
+}
