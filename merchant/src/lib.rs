@@ -27,6 +27,7 @@ pub mod merchant;
 pub mod offline;
 pub mod paywall;
 mod redeem;
+mod redeemer;
 pub mod seed;
 pub mod serve;
 pub mod settle;

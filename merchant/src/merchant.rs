@@ -256,7 +256,7 @@ impl Merchant {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 let weak = WeakMerchant(Arc::downgrade(&self.inner));
-                handle.spawn(crate::offline::run(weak, self.inner.held_wake.clone()));
+                handle.spawn(crate::redeemer::run(weak, self.inner.held_wake.clone()));
             }
             Err(_) => {
                 self.inner.redeemer.store(false, Ordering::SeqCst);

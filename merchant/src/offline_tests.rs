@@ -4,8 +4,14 @@ use cdk::dhke::{blind_message, sign_message, unblind_message};
 use cdk::nuts::{BlindSignature, Conditions, ProofDleq, SecretKey};
 
 use super::*;
+use crate::merchant::Merchant;
 use crate::paywall::Price;
+use crate::redeemer::{round, RETRY_MAX_SECS};
+use crate::store::now;
 use crate::store::HeldStatus;
+use crate::verify;
+use cdk::mint_url::MintUrl;
+use cdk::nuts::{CurrencyUnit, Token};
 
 const NOW: u64 = 1_800_000_000;
 const HOUR: u64 = 3600;
@@ -212,7 +218,7 @@ async fn a_qualifying_token_is_held_once_and_its_copies_are_replays() {
     let online = crate::redeem::redeem(
         &merchant,
         checked(&merchant, c.proofs.clone()).await,
-        REDEEM_TIMEOUT,
+        Duration::from_secs(30),
     )
     .await;
     assert!(
