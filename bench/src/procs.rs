@@ -138,7 +138,7 @@ pub fn allowance_mint(
 }
 
 /// The `paid_api` example in front of `mint_url`; with `lock`, it asks for tokens P2PK-locked to
-/// the merchant with DLEQ proofs.
+/// the merchant with DLEQ proofs, and serves them after the offline checks (redeeming later).
 pub fn paid_api(bin: &Path, dir: &Path, mint_url: &str, lock: bool) -> anyhow::Result<Service> {
     std::fs::create_dir_all(dir)?;
     let mut cmd = Command::new(bin);

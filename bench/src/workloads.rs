@@ -198,8 +198,9 @@ async fn mints_and_melts(
 pub enum PaywallMode {
     /// Plain tokens, redeemed at the mint (a swap) before the handler runs.
     Online,
-    /// Tokens P2PK-locked to the merchant with DLEQ proofs (`paid_api --lock`), checked offline
-    /// before redemption.
+    /// Tokens P2PK-locked to the merchant with DLEQ proofs (`paid_api --lock`): checked
+    /// offline, held with a replay record and served at once; the merchant redeems them at the
+    /// mint in the background, during the run.
     Locked,
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A tower/axum paywall layer ([`Paywall`], NUT-24 `X-Cashu`) and the `paywall-gateway` reverse
 //! proxy answer `402 Payment Required`, check the ecash an agent sends, and redeem it at the mint
-//! before the request is served; collected ecash is settled to Lightning by melting it at the
+//! before the request is served (tokens locked to the merchant's key alone are held after offline
+//! checks and redeemed in the background, [`offline`]); collected ecash is settled to Lightning by melting it at the
 //! mint, on demand or automatically above a threshold.
 //!
 //! ```ignore
@@ -23,9 +24,11 @@ pub mod invoice_source;
 pub mod l402;
 pub mod layer;
 pub mod merchant;
+pub mod offline;
 pub mod paywall;
 mod receive_recovery;
 mod redeem;
+mod redeemer;
 pub mod seed;
 pub mod serve;
 pub mod settle;

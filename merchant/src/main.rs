@@ -68,8 +68,8 @@ async fn balance(cli: &Cli, merchant: &Merchant) -> anyhow::Result<()> {
     }
     for b in balances {
         println!(
-            "{}\t{} {}\t(pending {})",
-            b.mint_url, b.spendable, b.unit, b.pending
+            "{}\t{} {}\t(pending {}, held {} not yet redeemed)",
+            b.mint_url, b.spendable, b.unit, b.pending, b.held
         );
     }
     Ok(())

@@ -63,6 +63,9 @@ pub struct Balance {
     pub spendable: u64,
     /// Proofs in an operation that has not finished (a redemption in doubt, a melt in flight).
     pub pending: u64,
+    /// Tokens accepted offline and served, not redeemed at the mint yet: owed by the mint,
+    /// neither spendable nor settled until the background redeemer swaps them.
+    pub held: u64,
 }
 
 /// The payee: cheap to clone, share it between the paywall, the gateway and the settler.
@@ -90,6 +93,20 @@ struct Inner {
     settling_gate: Mutex<()>,
     /// One resolution of pending settlements at a time.
     resolving: Mutex<()>,
+    /// Wakes the background redeemer of held (offline-accepted) tokens.
+    held_wake: Arc<Notify>,
+    /// Whether this process runs the redeemer already.
+    redeemer: std::sync::atomic::AtomicBool,
+}
+
+/// A handle that does not keep the merchant alive (the background redeemer holds one).
+#[derive(Clone)]
+pub(crate) struct WeakMerchant(std::sync::Weak<Inner>);
+
+impl WeakMerchant {
+    pub(crate) fn upgrade(&self) -> Option<Merchant> {
+        self.0.upgrade().map(|inner| Merchant { inner })
+    }
 }
 
 /// A settlement this process is paying; dropping it unregisters it.
@@ -141,6 +158,8 @@ impl Merchant {
                 settling: std::sync::Mutex::new(HashSet::new()),
                 settling_gate: Mutex::new(()),
                 resolving: Mutex::new(()),
+                held_wake: Arc::new(Notify::new()),
+                redeemer: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -225,6 +244,33 @@ impl Merchant {
         self.inner.redeemed.notify_one();
     }
 
+    /// Starts this process's background redeemer of held tokens (payments accepted offline,
+    /// see [`crate::offline`]) if it is not running yet; it takes up the tokens a previous run
+    /// left at once. A [`crate::Paywall`] with offline acceptance starts it. Needs a tokio
+    /// runtime; only one process should serve a data directory.
+    pub fn start_redeemer(&self) {
+        use std::sync::atomic::Ordering;
+        if self.inner.redeemer.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let weak = WeakMerchant(Arc::downgrade(&self.inner));
+                handle.spawn(crate::redeemer::run(weak, self.inner.held_wake.clone()));
+            }
+            Err(_) => {
+                self.inner.redeemer.store(false, Ordering::SeqCst);
+                tracing::warn!("no tokio runtime: held tokens are not redeemed in the background");
+            }
+        }
+    }
+
+    /// Asks the redeemer to look at the held tokens now.
+    pub(crate) fn wake_redeemer(&self) {
+        self.start_redeemer();
+        self.inner.held_wake.notify_one();
+    }
+
     /// Resolves after the next successful redemption (or at once if one happened since the last
     /// call).
     pub async fn redeemed(&self) {
@@ -263,7 +309,10 @@ impl Merchant {
             .localstore
             .get_proofs(None, None, None, None)
             .await?;
-        let mut by: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+        let mut by: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
+        for h in self.store().held_totals().await? {
+            by.entry((h.mint_url, h.unit)).or_default().2 = h.value;
+        }
         for p in proofs {
             let entry = by
                 .entry((p.mint_url.to_string(), p.unit.to_string()))
@@ -279,11 +328,12 @@ impl Merchant {
         }
         Ok(by
             .into_iter()
-            .map(|((mint_url, unit), (spendable, pending))| Balance {
+            .map(|((mint_url, unit), (spendable, pending, held))| Balance {
                 mint_url,
                 unit,
                 spendable,
                 pending,
+                held,
             })
             .collect())
     }

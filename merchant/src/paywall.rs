@@ -1,5 +1,6 @@
 //! The paywall: what a route costs, which ecash it takes, and the check-then-redeem step that
-//! runs before a paid request is served.
+//! runs before a paid request is served (or, for tokens only the merchant can spend, the
+//! check-then-hold step: see [`crate::offline`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use crate::error::{refusal_response_with, x_cashu, Challenges, PaywallError};
 use crate::l402::{L402Options, L402State};
 use crate::layer::PaywallLayer;
 use crate::merchant::Merchant;
-use crate::{redeem, verify};
+use crate::{offline, redeem, verify};
 
 /// A route's price: an amount the merchant must net (after the mint's input fee) in a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +130,13 @@ pub struct PaywallOptions {
     pub schemes: Schemes,
     /// L402 settings (service name, how long a paid credential is valid).
     pub l402: L402Options,
+    /// Serve tokens that only the merchant's key can spend (locked offers) at once, after the
+    /// offline checks and the replay record, and redeem them in the background
+    /// ([`crate::offline`]). On by default; without it every token is swapped before serving.
+    pub offline: bool,
+    /// How long a token's lock must still hold for offline acceptance (after its locktime,
+    /// refund keys or anyone may spend it); a lock ending sooner is redeemed online.
+    pub offline_lock_margin: Duration,
 }
 
 impl PaywallOptions {
@@ -142,6 +150,8 @@ impl PaywallOptions {
             redeem_timeout: Duration::from_secs(30),
             schemes: Schemes::default(),
             l402: L402Options::default(),
+            offline: true,
+            offline_lock_margin: crate::offline::DEFAULT_LOCK_MARGIN,
         }
     }
 
@@ -176,6 +186,17 @@ impl PaywallOptions {
         self.redeem_timeout = timeout;
         self
     }
+
+    /// Accepts (or not) merchant-locked tokens offline, redeeming them in the background.
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    pub fn offline_lock_margin(mut self, margin: Duration) -> Self {
+        self.offline_lock_margin = margin;
+        self
+    }
 }
 
 /// What a paid request carries into the inner service (as a request extension).
@@ -185,7 +206,8 @@ pub struct Paid {
     pub unit: CurrencyUnit,
     /// Face value of the token.
     pub value: Amount,
-    /// What the merchant's wallet received (value minus the mint's input fee).
+    /// What the merchant's wallet received (value minus the mint's input fee); for a token
+    /// accepted offline, what it will receive once the held token is redeemed.
     pub received: Amount,
     /// The replay-record key of the token (hash of its sorted proof Y values).
     pub token_key: String,
@@ -201,7 +223,11 @@ pub struct Paywall {
 }
 
 impl Paywall {
+    /// The paywall over `merchant`. This starts the merchant's background redeemer (it needs a
+    /// tokio runtime), which redeems tokens accepted offline, also those an earlier run
+    /// accepted and did not redeem (even if offline acceptance is now off).
     pub fn new(merchant: Merchant, options: PaywallOptions) -> Self {
+        merchant.start_redeemer();
         Self {
             merchant,
             options: Arc::new(options),
@@ -276,6 +302,12 @@ impl Paywall {
             return Err(PaywallError::PaymentRequired);
         };
         let checked = verify::check(&self.merchant, offer, &token).await?;
+        if self.options.offline && offer.lock.is_some() {
+            let margin = self.options.offline_lock_margin;
+            if let Some(paid) = offline::accept(&self.merchant, offer, &checked, margin).await? {
+                return Ok(paid);
+            }
+        }
         redeem::redeem(&self.merchant, checked, self.options.redeem_timeout).await
     }
 

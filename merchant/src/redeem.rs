@@ -94,7 +94,10 @@ pub(crate) async fn redeem(
             Begin::Started => return detached(merchant, checked, timeout).await,
             Begin::Overlap
             | Begin::Existing(
-                RedemptionState::Redeeming | RedemptionState::Redeemed | RedemptionState::Spent,
+                RedemptionState::Redeeming
+                | RedemptionState::Redeemed
+                | RedemptionState::Spent
+                | RedemptionState::Held,
             ) => return Err(PaywallError::Replay),
             Begin::Existing(RedemptionState::Paid) => {
                 // Paid during an earlier, unanswered attempt: serve this request, once.
@@ -166,9 +169,10 @@ async fn detached(
     Ok(paid)
 }
 
-/// The swap, for a token whose record this request just created. Success leaves the record
-/// `paid`: the caller claims it.
-async fn attempt(
+/// The swap, for a token whose record this request just created (or that the offline
+/// redeemer moved from `held` to `redeeming`). Success leaves the record `paid`: the caller
+/// claims it (a held token, already served, becomes `redeemed` at once: see the store).
+pub(crate) async fn attempt(
     merchant: &Merchant,
     checked: &Checked,
     timeout: Duration,

@@ -28,6 +28,9 @@ pub(crate) struct Checked {
     pub ys: Vec<PublicKey>,
     pub key: String,
     pub value: Amount,
+    /// The token's proofs (full keyset ids) and the mint's input fee for them.
+    pub proofs: Proofs,
+    pub fee: Amount,
 }
 
 /// The replay-record key of a set of proofs: SHA-256 over their sorted Y values, so that the
@@ -118,7 +121,10 @@ pub(crate) async fn check(
     if let Some(r) = record {
         if matches!(
             r.state,
-            RedemptionState::Redeeming | RedemptionState::Redeemed | RedemptionState::Spent
+            RedemptionState::Redeeming
+                | RedemptionState::Redeemed
+                | RedemptionState::Spent
+                | RedemptionState::Held
         ) {
             return Err(PaywallError::Replay);
         }
@@ -174,11 +180,13 @@ pub(crate) async fn check(
         ys,
         key,
         value,
+        proofs,
+        fee,
     })
 }
 
 /// The token's proofs with their full keyset ids (V4 tokens carry short ids).
-async fn token_proofs(wallet: &Wallet, token: &Token) -> Result<Proofs, PaywallError> {
+pub(crate) async fn token_proofs(wallet: &Wallet, token: &Token) -> Result<Proofs, PaywallError> {
     let keysets = wallet
         .keysets(KeysetLoadPolicy::CacheThenNetwork)
         .await

@@ -13,6 +13,7 @@ pub mod allowance;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
+pub mod db_off_worker;
 pub mod http;
 pub mod lightning;
 pub mod mint_setup;
@@ -22,7 +23,6 @@ pub mod serve;
 pub mod signatory;
 pub mod start_lock;
 pub mod storage;
-pub mod yielding_db;
 
 use std::sync::Arc;
 

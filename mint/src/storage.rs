@@ -6,8 +6,8 @@ use cdk::cdk_database::{self, MintKeysDatabase};
 use cdk_common::database::{DynKVStore, DynMintDatabase};
 
 use crate::config::{Config, DatabaseEngine};
+use crate::db_off_worker::OffWorkerDb;
 use crate::start_lock::StartLockPlace;
-use crate::yielding_db::YieldingDb;
 
 /// One database seen through the three interfaces cdk asks for.
 pub struct Storage {
@@ -61,7 +61,7 @@ async fn open_sqlite(config: &Config) -> Result<Storage, StorageError> {
         })?;
     let db = Arc::new(db);
     Ok(Storage {
-        db: YieldingDb::wrap(db.clone()),
+        db: OffWorkerDb::wrap(db.clone()),
         keys: db.clone(),
         kv: db,
         description: format!("sqlite {}", path.display()),
@@ -97,7 +97,7 @@ async fn open_postgres(config: &Config) -> Result<Storage, StorageError> {
     Ok(Storage {
         // Not needed for PostgreSQL (its client waits asynchronously), but harmless, and the
         // same code path for both engines.
-        db: YieldingDb::wrap(db.clone()),
+        db: OffWorkerDb::wrap(db.clone()),
         keys: db.clone(),
         kv: db,
         description: format!("postgres (url from {})", pg.url),

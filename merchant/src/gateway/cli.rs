@@ -30,6 +30,10 @@ pub struct GatewayArgs {
     /// Require tokens P2PK-locked to the merchant's key (`--lock` or `--lock=false`).
     #[arg(long, env = "MERCHANT_GATEWAY_LOCK", num_args = 0..=1, default_missing_value = "true")]
     pub lock: Option<bool>,
+    /// Serve locked tokens after offline checks and redeem them in the background
+    /// (`--offline=false` swaps every token before serving).
+    #[arg(long, env = "MERCHANT_GATEWAY_OFFLINE", num_args = 0..=1, default_missing_value = "true")]
+    pub offline: Option<bool>,
     /// Offer and accept L402 (`--l402` or `--l402=false`).
     #[arg(long, env = "MERCHANT_GATEWAY_L402", num_args = 0..=1, default_missing_value = "true")]
     pub l402: Option<bool>,
@@ -71,6 +75,9 @@ impl GatewayArgs {
         }
         if let Some(lock) = self.lock {
             config.lock = lock;
+        }
+        if let Some(offline) = self.offline {
+            config.offline = offline;
         }
         if let Some(l402) = self.l402 {
             config.l402 = l402;
@@ -114,6 +121,7 @@ mod tests {
             "--lock",
             "--unpriced",
             "refuse",
+            "--offline=false",
         ])
         .load_config()
         .unwrap();
@@ -124,6 +132,7 @@ mod tests {
             vec!["http://b".to_string(), "http://c".to_string()]
         );
         assert!(c.lock);
+        assert!(!c.offline);
         assert_eq!(c.unpriced, Unpriced::Refuse);
         assert_eq!(c.retry_after_secs, 5, "default kept");
     }

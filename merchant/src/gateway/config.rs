@@ -7,6 +7,8 @@
 //! data_dir = "merchant-data"
 //! mints = ["https://mint.example.com"]
 //! lock = false              # require tokens P2PK-locked to the merchant's key
+//! offline = true            # serve locked tokens after offline checks, redeem them later
+//! offline_lock_margin_secs = 3600 # a lock must hold this long for offline acceptance
 //! unpriced = "free"         # or "refuse": what happens to paths no [[price]] matches
 //! cashu = true              # offer/accept NUT-24 X-Cashu
 //! x402 = true               # offer/accept x402 `cashu` (PAYMENT-REQUIRED, v1 body)
@@ -61,6 +63,12 @@ pub struct GatewayConfig {
     pub lock: bool,
     /// Require DLEQ proofs; defaults to `lock`.
     pub require_dleq: Option<bool>,
+    /// Serve tokens only the merchant's key can spend (locked rules) after the offline checks
+    /// and the replay record, and redeem them at the mint in the background.
+    pub offline: bool,
+    /// How long a token's lock must still hold for offline acceptance, in seconds; a lock
+    /// ending sooner is redeemed online before serving.
+    pub offline_lock_margin_secs: u64,
     pub unpriced: Unpriced,
     /// Offer and accept NUT-24 `X-Cashu`.
     pub cashu: bool,
@@ -139,6 +147,8 @@ impl Default for GatewayConfig {
             mints: Vec::new(),
             lock: false,
             require_dleq: None,
+            offline: true,
+            offline_lock_margin_secs: crate::offline::DEFAULT_LOCK_MARGIN.as_secs(),
             unpriced: Unpriced::Free,
             cashu: true,
             x402: true,
@@ -251,6 +261,12 @@ impl GatewayConfig {
                 }
             }
         }
+        if self.offline_lock_margin_secs < 60 {
+            return Err(invalid(
+                "offline_lock_margin_secs",
+                "must be at least 60: a lock that opens sooner protects nothing",
+            ));
+        }
         if self.retry_after_secs == 0 {
             return Err(invalid("retry_after_secs", "must be at least 1"));
         }
@@ -299,6 +315,27 @@ command = "cat invoice.txt"
         let c = GatewayConfig::from_toml(EXAMPLE, Path::new("x.toml")).unwrap();
         assert_eq!((c.cashu, c.x402, c.l402), (true, true, false));
         assert_eq!(c.l402_validity_secs, 3600);
+        assert!(
+            c.offline,
+            "offline acceptance of locked tokens is on by default"
+        );
+        assert_eq!(c.offline_lock_margin_secs, 3600);
+        let off = GatewayConfig::from_toml(
+            &format!("offline = false\noffline_lock_margin_secs = 7200\n{EXAMPLE}"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert!(!off.offline);
+        assert_eq!(off.offline_lock_margin_secs, 7200);
+        let short = GatewayConfig {
+            offline_lock_margin_secs: 10,
+            ..off
+        };
+        assert!(short
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("offline_lock_margin_secs"));
         let text = format!("{EXAMPLE}\n");
         let text = text.replacen(
             "unpriced = \"refuse\"",

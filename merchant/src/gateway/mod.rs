@@ -61,6 +61,8 @@ impl GatewayState {
             .require_dleq(config.require_dleq.unwrap_or(lock))
             .retry_after(Duration::from_secs(config.retry_after_secs))
             .redeem_timeout(Duration::from_secs(config.redeem_timeout_secs))
+            .offline(config.offline)
+            .offline_lock_margin(Duration::from_secs(config.offline_lock_margin_secs))
             .schemes(Schemes {
                 cashu: config.cashu,
                 l402: config.l402,

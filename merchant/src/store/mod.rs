@@ -1,6 +1,6 @@
 //! The merchant's own SQLite database (`<data_dir>/merchant.sqlite`): the replay record of
-//! every token it was handed and the log of settlements. The ecash itself lives in cdk's wallet
-//! database beside it.
+//! every token it was handed, the tokens accepted offline and held for redemption, and the log
+//! of settlements. The ecash itself lives in cdk's wallet database beside it.
 //!
 //! One connection behind a mutex, used from blocking tasks: every statement is short, and the
 //! uniqueness constraints (not the mutex) are what make the replay record atomic, also across
@@ -12,10 +12,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
+pub mod held;
 pub mod l402;
 pub mod replay;
 pub mod settlements;
 
+pub use held::{HeldStatus, HeldToken, HeldTotal};
 pub use replay::{Begin, RedemptionRecord, RedemptionState};
 pub use settlements::{Outcome, Settlement, SettlementSource};
 
@@ -99,6 +101,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(held::SCHEMA)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

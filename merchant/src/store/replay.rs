@@ -26,6 +26,10 @@ pub enum RedemptionState {
     Redeemed,
     /// The mint said the proofs were already spent. Final.
     Spent,
+    /// Accepted offline (locked to the merchant's key alone) and served; the token waits in
+    /// the held table for the background redeemer ([`crate::offline`]). A held token's record
+    /// is never deleted: it was served, so every later copy must stay refused.
+    Held,
 }
 
 impl RedemptionState {
@@ -36,6 +40,7 @@ impl RedemptionState {
             Self::Paid => "paid",
             Self::Redeemed => "redeemed",
             Self::Spent => "spent",
+            Self::Held => "held",
         }
     }
 }
@@ -56,6 +61,7 @@ impl FromStr for RedemptionState {
             "paid" => Self::Paid,
             "redeemed" => Self::Redeemed,
             "spent" => Self::Spent,
+            "held" => Self::Held,
             other => {
                 return Err(StoreError::Corrupt {
                     column: "redemptions.state",
@@ -127,6 +133,56 @@ fn finish(raw: (RedemptionRecord, String)) -> Result<RedemptionRecord, StoreErro
 const SELECT: &str =
     "SELECT key, mint_url, unit, value, state, outputs, created_at, updated_at FROM redemptions";
 
+/// A replay record about to be inserted.
+pub(crate) struct NewRecord {
+    pub key: String,
+    pub mint_url: String,
+    pub unit: String,
+    pub value: u64,
+    pub ys: Vec<String>,
+}
+
+/// The first-one-wins insert of `record` in `state`, inside `tx` (the caller commits on
+/// [`Begin::Started`]; dropping the transaction otherwise rolls a partial insert back).
+pub(crate) fn insert_record(
+    tx: &rusqlite::Transaction<'_>,
+    record: &NewRecord,
+    state: RedemptionState,
+) -> Result<Begin, StoreError> {
+    let t = now();
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO redemptions
+             (key, mint_url, unit, value, state, outputs, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?6)",
+        params![
+            record.key,
+            record.mint_url,
+            record.unit,
+            i64::try_from(record.value).unwrap_or(i64::MAX),
+            state.as_str(),
+            t
+        ],
+    )?;
+    if inserted == 0 {
+        let state: String = tx.query_row(
+            "SELECT state FROM redemptions WHERE key = ?1",
+            params![record.key],
+            |r| r.get(0),
+        )?;
+        return Ok(Begin::Existing(state.parse()?));
+    }
+    for y in &record.ys {
+        let added = tx.execute(
+            "INSERT OR IGNORE INTO redemption_proofs (y, key) VALUES (?1, ?2)",
+            params![y, record.key],
+        )?;
+        if added == 0 {
+            return Ok(Begin::Overlap);
+        }
+    }
+    Ok(Begin::Started)
+}
+
 impl Store {
     /// Atomically records that `key` (made of the proofs `ys`) is being redeemed, unless the same
     /// token or one sharing a proof with it was recorded before.
@@ -138,42 +194,20 @@ impl Store {
         value: u64,
         ys: Vec<String>,
     ) -> Result<Begin, StoreError> {
+        let record = NewRecord {
+            key,
+            mint_url,
+            unit,
+            value,
+            ys,
+        };
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let t = now();
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO redemptions
-                     (key, mint_url, unit, value, state, outputs, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?6)",
-                params![
-                    key,
-                    mint_url,
-                    unit,
-                    i64::try_from(value).unwrap_or(i64::MAX),
-                    RedemptionState::Redeeming.as_str(),
-                    t
-                ],
-            )?;
-            if inserted == 0 {
-                let state: String = tx.query_row(
-                    "SELECT state FROM redemptions WHERE key = ?1",
-                    params![key],
-                    |r| r.get(0),
-                )?;
-                return Ok(Begin::Existing(state.parse()?));
+            let begin = insert_record(&tx, &record, RedemptionState::Redeeming)?;
+            if begin == Begin::Started {
+                tx.commit()?;
             }
-            for y in &ys {
-                let added = tx.execute(
-                    "INSERT OR IGNORE INTO redemption_proofs (y, key) VALUES (?1, ?2)",
-                    params![y, key],
-                )?;
-                if added == 0 {
-                    // Dropping the transaction rolls the whole record back.
-                    return Ok(Begin::Overlap);
-                }
-            }
-            tx.commit()?;
-            Ok(Begin::Started)
+            Ok(begin)
         })
         .await
     }
@@ -234,16 +268,29 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let key = key.to_string();
         self.with(move |conn| {
-            let n = conn.execute(
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // A held token was served when it was accepted: found paid, it is simply redeemed
+            // (`Paid` would serve its next copy).
+            let to = if to == RedemptionState::Paid && super::held::is_held(&tx, &key)? {
+                super::held::mark_redeemed_in(&tx, &key, None)?;
+                RedemptionState::Redeemed
+            } else {
+                to
+            };
+            let n = tx.execute(
                 "UPDATE redemptions SET state = ?1, updated_at = ?2 WHERE key = ?3 AND state = ?4",
                 params![to.as_str(), now(), key, from.as_str()],
             )?;
+            if n == 1 {
+                tx.commit()?;
+            }
             Ok(n == 1)
         })
         .await
     }
 
-    /// Sets the state of `key` whatever it was.
+    /// Sets the state of `key` whatever it was. A held token (served when it was accepted
+    /// offline) is never set `paid`, which would serve its next copy: it becomes `redeemed`.
     pub async fn set_redemption_state(
         &self,
         key: &str,
@@ -251,10 +298,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = key.to_string();
         self.with(move |conn| {
-            conn.execute(
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let state = if state == RedemptionState::Paid && super::held::is_held(&tx, &key)? {
+                super::held::mark_redeemed_in(&tx, &key, None)?;
+                RedemptionState::Redeemed
+            } else {
+                state
+            };
+            tx.execute(
                 "UPDATE redemptions SET state = ?1, updated_at = ?2 WHERE key = ?3",
                 params![state.as_str(), now(), key],
             )?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -278,11 +333,21 @@ impl Store {
     }
 
     /// Forgets `key` and its proofs, so that the token can be redeemed again (used when the
-    /// mint never saw it or refused it for a reason that may pass).
+    /// mint never saw it or refused it for a reason that may pass). A held token (accepted
+    /// offline, already served) is not forgotten but goes back to `held`, to be redeemed later.
     pub async fn delete_redemption(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_string();
         self.with(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if super::held::is_held(&tx, &key)? {
+                tx.execute(
+                    "UPDATE redemptions SET state = ?1, outputs = NULL, updated_at = ?2
+                     WHERE key = ?3",
+                    params![RedemptionState::Held.as_str(), now(), key],
+                )?;
+                tx.commit()?;
+                return Ok(());
+            }
             tx.execute("DELETE FROM redemption_proofs WHERE key = ?1", params![key])?;
             tx.execute("DELETE FROM redemptions WHERE key = ?1", params![key])?;
             tx.commit()?;

@@ -121,7 +121,22 @@ async fn tokens_failing_a_check_are_refused_with_the_matching_code() {
     let r = get_with(&app.at("/weather"), Some(&t)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(app.hits(), 2);
-    assert_eq!(app.balance(&mint).await, 10);
+    // The locked token was served after the offline checks; the redeemer swaps it soon after.
+    let held = || async {
+        let b = app.merchant.balances().await.unwrap();
+        b.iter().map(|b| b.held).sum::<u64>()
+    };
+    assert!(held().await <= 6, "at most the locked token is held");
+    eventually("the held locked token redeemed", || async {
+        (app.balance(&mint).await == 10 && held().await == 0).then_some(())
+    })
+    .await;
+    assert_refused(
+        get_with(&app.at("/locked"), Some(&locked)).await,
+        400,
+        codes::TOKEN_SPENT,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -192,4 +207,62 @@ async fn fifty_concurrent_submissions_of_one_token_serve_exactly_one_request() {
         .unwrap()
         .unwrap();
     assert_eq!(record.state, RedemptionState::Redeemed);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_submissions_of_one_locked_token_serve_exactly_one_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mint = TestMint::start(&dir.path().join("mint")).await;
+    let app = start_app(&mint, &dir.path().join("merchant")).await;
+    let agent = funded_wallet(&mint, 100).await;
+    let t = pay_challenge(&agent, &challenge(&app.at("/locked")).await).await;
+
+    let url = app.at("/locked");
+    let answers = join_all((0..50).map(|_| {
+        let (url, t) = (url.clone(), t.clone());
+        tokio::spawn(async move {
+            let r = get_with(&url, Some(&t)).await;
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            (status, body)
+        })
+    }))
+    .await;
+    let mut ok = 0;
+    for a in answers {
+        let (status, body) = a.unwrap();
+        match status {
+            200 => ok += 1,
+            400 => assert!(body.contains(&codes::TOKEN_SPENT.to_string()), "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one request is served");
+    assert_eq!(app.hits(), 1);
+    let key = merchant::verify::token_key(
+        &merchant::verify::token_ys(&Token::from_str(&t).unwrap()).unwrap(),
+    );
+    // Served from the held path, then redeemed in the background: once, into the wallet.
+    let held = app
+        .merchant
+        .store()
+        .held_tokens(merchant::store::HeldStatus::Redeemed)
+        .await
+        .unwrap();
+    let pending = app
+        .merchant
+        .store()
+        .held_tokens(merchant::store::HeldStatus::Held)
+        .await
+        .unwrap();
+    assert_eq!(
+        held.iter().chain(&pending).filter(|h| h.key == key).count(),
+        1,
+        "the token was held (accepted offline)"
+    );
+    eventually("the held token redeemed", || async {
+        let state = app.merchant.store().redemption(&key).await.unwrap()?.state;
+        (state == RedemptionState::Redeemed && app.balance(&mint).await == 5).then_some(())
+    })
+    .await;
 }

@@ -219,16 +219,15 @@ impl Registry {
 type KvTransaction =
     Box<dyn cdk_common::database::KVStoreTransaction<cdk::cdk_database::Error> + Send + Sync>;
 
-/// Begins a KV transaction, after letting other tasks run once.
+/// Begins a KV transaction without blocking this worker's other tasks (`db_off_worker.rs`).
 ///
 /// cdk drops some of its transactions without finishing them (for example when a quote check
 /// finds the quote already paid); the drop spawns the rollback as a task, which tokio puts in
 /// this worker's LIFO slot, where no other worker can take it. Beginning a transaction at once
 /// would then block this worker on SQLite's write lock while the rollback that frees it waits
-/// behind us: a deadlock until SQLite's 10 s busy timeout. Yielding first lets the rollback run.
+/// behind us: a deadlock until SQLite's 10 s busy timeout. Beginning off the worker lets it run.
 async fn begin(kv: &DynKVStore) -> Result<KvTransaction, AllowanceError> {
-    tokio::task::yield_now().await;
-    Ok(kv.begin_transaction().await?)
+    Ok(crate::db_off_worker::off_worker(kv.begin_transaction()).await?)
 }
 
 /// Gives each new history entry its key (`e` and a ten-digit sequence number).

@@ -28,6 +28,7 @@ mod l402_merchant;
 mod lifecycle;
 mod lightning_sim;
 mod nuts;
+mod offline_paywall;
 mod pay_per_request;
 mod postgres;
 mod postgres_allowances;

@@ -1,14 +1,16 @@
-//! The mint database as cdk sees it, with one change: a transaction begins only after the task
-//! has let the others on its worker run once.
+//! The mint database as cdk sees it, with one change: beginning a write never blocks a tokio
+//! worker.
 //!
-//! cdk drops some transactions without finishing them (a quote check that finds nothing to do,
-//! an error path); the drop spawns the rollback as a task, which tokio puts in the current
-//! worker's LIFO slot, where no other worker can take it. cdk-sqlite then runs the next
-//! `BEGIN IMMEDIATE` synchronously on that same worker: it waits for SQLite's write lock, held
-//! by the transaction whose rollback waits behind it, until the 10 s busy timeout gives up and
-//! the request fails with "database is locked" (seen: the first `POST /v1/mint/bolt11` after a
-//! start, about one bench smoke run in three). Yielding first lets that rollback run. Reads go
-//! straight through. The allowance registry does the same for its own transactions.
+//! cdk-sqlite runs its statements synchronously on the calling worker, and `BEGIN IMMEDIATE`
+//! (or a lone `UPDATE`) waits there for SQLite's write lock, up to its 10 s busy timeout. The
+//! lock's holder may be a task parked on that very worker: a rollback cdk spawned when it
+//! dropped a transaction unfinished, or a transaction woken from an await (the Lightning
+//! backend, the signatory), both placed in the worker's LIFO slot, which no other worker can
+//! take. The holder then never runs and the waiter fails with "database is locked" after 10 s
+//! (seen: the first mint quote after a start in the bench smoke test, and melts and quote
+//! checks in the soak). Here a write begins inside `block_in_place`, which hands the worker's
+//! queue to another thread first, so whatever holds the lock can finish. Reads go straight
+//! through (WAL readers never wait for the writer).
 
 use std::collections::HashMap;
 
@@ -26,27 +28,26 @@ use cdk_common::payment::PaymentIdentifier;
 use cdk_common::quote_id::QuoteId;
 use cdk_common::Amount;
 
-/// [`DynMintDatabase`] whose transactions begin after a yield (see the module docs).
-pub struct YieldingDb {
+/// [`DynMintDatabase`] whose writes begin off the worker (see the module docs).
+pub struct OffWorkerDb {
     inner: DynMintDatabase,
 }
 
-impl YieldingDb {
+impl OffWorkerDb {
     pub fn wrap(inner: DynMintDatabase) -> DynMintDatabase {
         std::sync::Arc::new(Self { inner })
     }
 }
 
 #[async_trait]
-impl Database<Error> for YieldingDb {
+impl Database<Error> for OffWorkerDb {
     async fn begin_transaction(&self) -> Result<Box<dyn Transaction<Error> + Send + Sync>, Error> {
-        tokio::task::yield_now().await;
-        self.inner.begin_transaction().await
+        off_worker(self.inner.begin_transaction()).await
     }
 }
 
 #[async_trait]
-impl KVStoreDatabase for YieldingDb {
+impl KVStoreDatabase for OffWorkerDb {
     type Err = Error;
 
     async fn kv_read(
@@ -72,7 +73,7 @@ impl KVStoreDatabase for YieldingDb {
 }
 
 #[async_trait]
-impl MintQuotesDatabase for YieldingDb {
+impl MintQuotesDatabase for OffWorkerDb {
     type Err = Error;
 
     async fn get_mint_quote(&self, quote_id: &QuoteId) -> Result<Option<MintQuote>, Error> {
@@ -85,9 +86,12 @@ impl MintQuotesDatabase for YieldingDb {
         last_checked: u64,
         min_interval: u64,
     ) -> Result<bool, Error> {
-        self.inner
-            .try_update_mint_quote_last_checked(quote_id, last_checked, min_interval)
-            .await
+        off_worker(self.inner.try_update_mint_quote_last_checked(
+            quote_id,
+            last_checked,
+            min_interval,
+        ))
+        .await
     }
 
     async fn get_mint_quotes_by_ids(
@@ -124,7 +128,7 @@ impl MintQuotesDatabase for YieldingDb {
 }
 
 #[async_trait]
-impl MintProofsDatabase for YieldingDb {
+impl MintProofsDatabase for OffWorkerDb {
     type Err = Error;
 
     async fn get_proofs_by_ys(&self, ys: &[PublicKey]) -> Result<Vec<Option<Proof>>, Error> {
@@ -159,7 +163,7 @@ impl MintProofsDatabase for YieldingDb {
 }
 
 #[async_trait]
-impl MintSignaturesDatabase for YieldingDb {
+impl MintSignaturesDatabase for OffWorkerDb {
     type Err = Error;
 
     async fn get_blind_signatures(
@@ -198,7 +202,7 @@ impl MintSignaturesDatabase for YieldingDb {
 }
 
 #[async_trait]
-impl SagaDatabase for YieldingDb {
+impl SagaDatabase for OffWorkerDb {
     type Err = Error;
 
     async fn get_melt_saga_by_quote_id(
@@ -217,7 +221,7 @@ impl SagaDatabase for YieldingDb {
 }
 
 #[async_trait]
-impl CompletedOperationsDatabase for YieldingDb {
+impl CompletedOperationsDatabase for OffWorkerDb {
     type Err = Error;
 
     async fn get_completed_operation(
@@ -238,5 +242,21 @@ impl CompletedOperationsDatabase for YieldingDb {
 
     async fn get_completed_operations(&self) -> Result<Vec<Operation>, Error> {
         self.inner.get_completed_operations().await
+    }
+}
+
+/// Runs `write`, which may wait synchronously for SQLite's write lock, without holding up the
+/// tasks queued on this worker: on the multi-threaded runtime inside `block_in_place`; on a
+/// current-thread runtime (tests) after a yield, the best that runtime allows.
+pub async fn off_worker<F: std::future::Future>(write: F) -> F::Output {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(write))
+        }
+        _ => {
+            tokio::task::yield_now().await;
+            write.await
+        }
     }
 }
