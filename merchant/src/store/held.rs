@@ -430,6 +430,54 @@ mod tests {
         assert!(store.redemption("k").await.unwrap().is_none());
     }
 
+    /// Since online redemptions leave a successful swap `paid` for their request to claim, the
+    /// redeemer's swap of a held token writes `paid` too: it must land as `redeemed`, or the
+    /// next copy of the token would be served (the token was served when it was accepted).
+    #[tokio::test]
+    async fn a_held_token_whose_swap_succeeds_is_redeemed_not_paid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .hold_token(record("k", &["a"]), "t".into())
+            .await
+            .unwrap();
+        assert!(store
+            .transition_redemption("k", RedemptionState::Held, RedemptionState::Redeeming)
+            .await
+            .unwrap());
+        store
+            .set_redemption_state("k", RedemptionState::Paid)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.redemption("k").await.unwrap().unwrap().state,
+            RedemptionState::Redeemed
+        );
+        assert_eq!(
+            store.held_tokens(HeldStatus::Redeemed).await.unwrap().len(),
+            1
+        );
+        // An online token is left `paid` for its request.
+        store
+            .begin_redemption(
+                "o".into(),
+                "http://m".into(),
+                "sat".into(),
+                5,
+                vec!["b".into()],
+            )
+            .await
+            .unwrap();
+        store
+            .set_redemption_state("o", RedemptionState::Paid)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.redemption("o").await.unwrap().unwrap().state,
+            RedemptionState::Paid
+        );
+    }
+
     #[tokio::test]
     async fn retries_move_the_due_time_and_failures_leave_the_queue() {
         let dir = tempfile::tempdir().unwrap();
