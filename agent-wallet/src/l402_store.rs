@@ -18,9 +18,9 @@ use rusqlite::{params, OptionalExtension};
 
 use crate::error::WalletError;
 use crate::ledger::LedgerEntry;
-use crate::outbox::Resolution;
+use crate::outbox::{Outbox, Resolution};
 use crate::policy::{PolicyViolation, Spent};
-use crate::store::{insert_ledger, ledger_entry_in, now_unix, spent_in, Store};
+use crate::store::{insert_ledger, now_unix, spent_in, Store};
 
 /// An L402 melt in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,27 +104,7 @@ impl Store {
         id: &str,
         resolution: &Resolution,
     ) -> Result<Option<LedgerEntry>, WalletError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let removed = tx.execute("DELETE FROM melt_outbox WHERE id = ?1", [id])?;
-        if removed == 0 {
-            return Ok(None);
-        }
-        tx.execute(
-            "UPDATE ledger SET outcome = ?2, counted = ?3, fee = COALESCE(?4, fee), status = ?5, detail = ?6
-             WHERE id = ?1",
-            params![
-                id,
-                resolution.outcome.as_str(),
-                resolution.counted,
-                resolution.fee.map(|f| f as i64),
-                resolution.status,
-                resolution.detail
-            ],
-        )?;
-        let entry = ledger_entry_in(&tx, id)?;
-        tx.commit()?;
-        Ok(entry)
+        self.finish_from(Outbox::Melts, id, resolution)
     }
 
     pub fn melt_outbox(&self) -> Result<Vec<MeltRow>, WalletError> {

@@ -71,6 +71,15 @@ pub struct OutboxRow {
     pub locked: bool,
 }
 
+/// The two outboxes a payment in flight can sit in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outbox {
+    /// Token payments (`outbox`).
+    Payments,
+    /// L402 invoices paid by melting (`melt_outbox`).
+    Melts,
+}
+
 /// What happened before the wallet settled a payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -230,10 +239,23 @@ impl Store {
         id: &str,
         resolution: &Resolution,
     ) -> Result<Option<LedgerEntry>, WalletError> {
+        self.finish_from(Outbox::Payments, id, resolution)
+    }
+
+    /// [`Store::finish`] for a row of either outbox (token payments or L402 melts).
+    pub(crate) fn finish_from(
+        &self,
+        outbox: Outbox,
+        id: &str,
+        resolution: &Resolution,
+    ) -> Result<Option<LedgerEntry>, WalletError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let removed = tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
-        if removed == 0 {
+        let delete = match outbox {
+            Outbox::Payments => "DELETE FROM outbox WHERE id = ?1",
+            Outbox::Melts => "DELETE FROM melt_outbox WHERE id = ?1",
+        };
+        if tx.execute(delete, [id])? == 0 {
             return Ok(None);
         }
         tx.execute(

@@ -30,7 +30,6 @@ mod receive_recovery;
 mod redeem;
 mod redeemer;
 pub mod seed;
-pub mod serve;
 pub mod settle;
 pub mod store;
 pub mod sync_melt;

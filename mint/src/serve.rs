@@ -9,9 +9,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 use crate::config::Config;
-use crate::http::serve::serve as serve_http;
 use crate::lightning::{Backend, InjectedBackend, FAKE_BACKEND_WARNING};
 use crate::{admin, AppError};
+use cashu_402::server::{serve as serve_http, shutdown_signal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -103,30 +103,6 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term => tracing::info!("SIGTERM received"),
-    }
 }
 
 /// Logs to stderr (stdout carries the `listening on` lines), filtered by `RUST_LOG`.

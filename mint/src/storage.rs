@@ -95,9 +95,9 @@ async fn open_postgres(config: &Config) -> Result<Storage, StorageError> {
     let db = Arc::new(db);
     warm_pool(&(db.clone() as DynKVStore), pg.max_connections).await;
     Ok(Storage {
-        // Not needed for PostgreSQL (its client waits asynchronously), but harmless, and the
-        // same code path for both engines.
-        db: OffWorkerDb::wrap(db.clone()),
+        // No `OffWorkerDb`: tokio-postgres waits for locks asynchronously, and a hand-off per
+        // transaction would only cost.
+        db: db.clone(),
         keys: db.clone(),
         kv: db,
         description: format!("postgres (url from {})", pg.url),

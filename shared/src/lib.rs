@@ -17,6 +17,8 @@ pub mod macaroon;
 pub mod nut24;
 pub mod offers;
 pub mod seed_file;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod www_auth;
 pub mod x402;
 

@@ -5,7 +5,6 @@ pub mod detach;
 pub mod errors;
 pub mod metrics;
 pub mod quote_expiry;
-pub mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;

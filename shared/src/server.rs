@@ -1,5 +1,6 @@
-//! Serving a router over TCP, with a deadline for the request headers (the same as the mint's
-//! `http::serve`; the crates share only the protocol crate, which has no server code).
+//! Serving a router over TCP, as the mint and the merchant's gateway both do: a deadline for
+//! the request headers, and a graceful stop on SIGINT or SIGTERM. Behind the `server` feature,
+//! so the agent wallet and the fuzz targets build without hyper.
 //!
 //! `axum::serve` gives hyper no timer, so hyper cannot time out a client that sends its request
 //! headers a byte at a time: such a client holds its connection (and a file descriptor) for as
@@ -77,4 +78,29 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     while connections.join_next().await.is_some() {}
+}
+
+/// Completes on SIGINT or SIGTERM (and logs which).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
 }
