@@ -13,7 +13,6 @@ pub mod allowance;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
-pub mod db_off_worker;
 pub mod http;
 pub mod lightning;
 pub mod mint_setup;
@@ -23,6 +22,7 @@ pub mod serve;
 pub mod signatory;
 pub mod start_lock;
 pub mod storage;
+pub mod writer_turn;
 
 use std::sync::Arc;
 

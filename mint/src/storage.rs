@@ -6,8 +6,8 @@ use cdk::cdk_database::{self, MintKeysDatabase};
 use cdk_common::database::{DynKVStore, DynMintDatabase};
 
 use crate::config::{Config, DatabaseEngine};
-use crate::db_off_worker::OffWorkerDb;
 use crate::start_lock::StartLockPlace;
+use crate::writer_turn::{TurnDatabase, TurnKeysDatabase, TurnKvStore, WriterTurn};
 
 /// One database seen through the three interfaces cdk asks for.
 pub struct Storage {
@@ -60,10 +60,12 @@ async fn open_sqlite(config: &Config) -> Result<Storage, StorageError> {
             message: e.to_string(),
         })?;
     let db = Arc::new(db);
+    // One writer at a time, taken in turns in the process (`writer_turn`).
+    let turn = WriterTurn::new();
     Ok(Storage {
-        db: OffWorkerDb::wrap(db.clone()),
-        keys: db.clone(),
-        kv: db,
+        db: TurnDatabase::wrap(db.clone(), turn.clone()),
+        keys: TurnKeysDatabase::wrap(db.clone(), turn.clone()),
+        kv: TurnKvStore::wrap(db, turn),
         description: format!("sqlite {}", path.display()),
         start_lock: StartLockPlace::None,
     })
@@ -95,8 +97,8 @@ async fn open_postgres(config: &Config) -> Result<Storage, StorageError> {
     let db = Arc::new(db);
     warm_pool(&(db.clone() as DynKVStore), pg.max_connections).await;
     Ok(Storage {
-        // No `OffWorkerDb`: tokio-postgres waits for locks asynchronously, and a hand-off per
-        // transaction would only cost.
+        // No writer turns: PostgreSQL has many writers, and tokio-postgres waits for row locks
+        // asynchronously.
         db: db.clone(),
         keys: db.clone(),
         kv: db,

@@ -149,7 +149,7 @@ impl Registry {
         }
         let _local = self.local.lock().await;
         for attempt in 0..MAX_ATTEMPTS {
-            let mut tx = begin(&self.kv).await?;
+            let mut tx = self.kv.begin_transaction().await?;
             let Some(old) = tx.kv_read(NS, ACCOUNTS, id).await? else {
                 tx.rollback().await?;
                 return Err(AllowanceError::NotFound(id.to_string()));
@@ -199,7 +199,7 @@ impl Registry {
                 .map_err(|_| AllowanceError::Storage("corrupt internal key".into()));
         }
         let fresh = cdk::nuts::SecretKey::generate().to_secret_hex();
-        let mut tx = begin(&self.kv).await?;
+        let mut tx = self.kv.begin_transaction().await?;
         let written = tx
             .kv_write_if_absent(NS, INTERNAL, "quote-key", fresh.as_bytes())
             .await?;
@@ -214,20 +214,6 @@ impl Registry {
             .ok_or_else(|| AllowanceError::Storage("internal key vanished".into()))?;
         String::from_utf8(bytes).map_err(|_| AllowanceError::Storage("corrupt internal key".into()))
     }
-}
-
-type KvTransaction =
-    Box<dyn cdk_common::database::KVStoreTransaction<cdk::cdk_database::Error> + Send + Sync>;
-
-/// Begins a KV transaction without blocking this worker's other tasks (`db_off_worker.rs`).
-///
-/// cdk drops some of its transactions without finishing them (for example when a quote check
-/// finds the quote already paid); the drop spawns the rollback as a task, which tokio puts in
-/// this worker's LIFO slot, where no other worker can take it. Beginning a transaction at once
-/// would then block this worker on SQLite's write lock while the rollback that frees it waits
-/// behind us: a deadlock until SQLite's 10 s busy timeout. Beginning off the worker lets it run.
-async fn begin(kv: &DynKVStore) -> Result<KvTransaction, AllowanceError> {
-    Ok(crate::db_off_worker::off_worker(kv.begin_transaction()).await?)
 }
 
 /// Gives each new history entry its key (`e` and a ten-digit sequence number).

@@ -1,16 +1,5 @@
-//! The mint database as cdk sees it, with one change: beginning a write never blocks a tokio
-//! worker.
-//!
-//! cdk-sqlite runs its statements synchronously on the calling worker, and `BEGIN IMMEDIATE`
-//! (or a lone `UPDATE`) waits there for SQLite's write lock, up to its 10 s busy timeout. The
-//! lock's holder may be a task parked on that very worker: a rollback cdk spawned when it
-//! dropped a transaction unfinished, or a transaction woken from an await (the Lightning
-//! backend, the signatory), both placed in the worker's LIFO slot, which no other worker can
-//! take. The holder then never runs and the waiter fails with "database is locked" after 10 s
-//! (seen: the first mint quote after a start in the bench smoke test, and melts and quote
-//! checks in the soak). Here a write begins inside `block_in_place`, which hands the worker's
-//! queue to another thread first, so whatever holds the lock can finish. Reads go straight
-//! through (WAL readers never wait for the writer).
+//! The mint database as cdk sees it, with every write taking the writer's turn first
+//! (`writer_turn` module docs). Reads go straight through: WAL readers never wait for the writer.
 
 use std::collections::HashMap;
 
@@ -28,26 +17,32 @@ use cdk_common::payment::PaymentIdentifier;
 use cdk_common::quote_id::QuoteId;
 use cdk_common::Amount;
 
-/// [`DynMintDatabase`] whose writes begin off the worker (see the module docs).
-pub struct OffWorkerDb {
+use super::transaction::TurnTransaction;
+use super::WriterTurn;
+
+/// [`DynMintDatabase`] whose writes take turns (see the module docs).
+pub struct TurnDatabase {
     inner: DynMintDatabase,
+    turn: WriterTurn,
 }
 
-impl OffWorkerDb {
-    pub fn wrap(inner: DynMintDatabase) -> DynMintDatabase {
-        std::sync::Arc::new(Self { inner })
+impl TurnDatabase {
+    pub fn wrap(inner: DynMintDatabase, turn: WriterTurn) -> DynMintDatabase {
+        std::sync::Arc::new(Self { inner, turn })
     }
 }
 
 #[async_trait]
-impl Database<Error> for OffWorkerDb {
+impl Database<Error> for TurnDatabase {
     async fn begin_transaction(&self) -> Result<Box<dyn Transaction<Error> + Send + Sync>, Error> {
-        off_worker(self.inner.begin_transaction()).await
+        let turn = self.turn.take().await?;
+        let inner = self.inner.begin_transaction().await?;
+        Ok(Box::new(TurnTransaction::new(inner, turn)))
     }
 }
 
 #[async_trait]
-impl KVStoreDatabase for OffWorkerDb {
+impl KVStoreDatabase for TurnDatabase {
     type Err = Error;
 
     async fn kv_read(
@@ -73,7 +68,7 @@ impl KVStoreDatabase for OffWorkerDb {
 }
 
 #[async_trait]
-impl MintQuotesDatabase for OffWorkerDb {
+impl MintQuotesDatabase for TurnDatabase {
     type Err = Error;
 
     async fn get_mint_quote(&self, quote_id: &QuoteId) -> Result<Option<MintQuote>, Error> {
@@ -86,12 +81,11 @@ impl MintQuotesDatabase for OffWorkerDb {
         last_checked: u64,
         min_interval: u64,
     ) -> Result<bool, Error> {
-        off_worker(self.inner.try_update_mint_quote_last_checked(
-            quote_id,
-            last_checked,
-            min_interval,
-        ))
-        .await
+        // cdk's one autocommit write: an UPDATE outside any transaction.
+        let _turn = self.turn.take().await?;
+        self.inner
+            .try_update_mint_quote_last_checked(quote_id, last_checked, min_interval)
+            .await
     }
 
     async fn get_mint_quotes_by_ids(
@@ -128,7 +122,7 @@ impl MintQuotesDatabase for OffWorkerDb {
 }
 
 #[async_trait]
-impl MintProofsDatabase for OffWorkerDb {
+impl MintProofsDatabase for TurnDatabase {
     type Err = Error;
 
     async fn get_proofs_by_ys(&self, ys: &[PublicKey]) -> Result<Vec<Option<Proof>>, Error> {
@@ -163,7 +157,7 @@ impl MintProofsDatabase for OffWorkerDb {
 }
 
 #[async_trait]
-impl MintSignaturesDatabase for OffWorkerDb {
+impl MintSignaturesDatabase for TurnDatabase {
     type Err = Error;
 
     async fn get_blind_signatures(
@@ -202,7 +196,7 @@ impl MintSignaturesDatabase for OffWorkerDb {
 }
 
 #[async_trait]
-impl SagaDatabase for OffWorkerDb {
+impl SagaDatabase for TurnDatabase {
     type Err = Error;
 
     async fn get_melt_saga_by_quote_id(
@@ -221,7 +215,7 @@ impl SagaDatabase for OffWorkerDb {
 }
 
 #[async_trait]
-impl CompletedOperationsDatabase for OffWorkerDb {
+impl CompletedOperationsDatabase for TurnDatabase {
     type Err = Error;
 
     async fn get_completed_operation(
@@ -242,21 +236,5 @@ impl CompletedOperationsDatabase for OffWorkerDb {
 
     async fn get_completed_operations(&self) -> Result<Vec<Operation>, Error> {
         self.inner.get_completed_operations().await
-    }
-}
-
-/// Runs `write`, which may wait synchronously for SQLite's write lock, without holding up the
-/// tasks queued on this worker: on the multi-threaded runtime inside `block_in_place`; on a
-/// current-thread runtime (tests) after a yield, the best that runtime allows.
-pub async fn off_worker<F: std::future::Future>(write: F) -> F::Output {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(write))
-        }
-        _ => {
-            tokio::task::yield_now().await;
-            write.await
-        }
     }
 }
