@@ -57,12 +57,15 @@ impl WriterTurn {
     }
 
     pub(crate) async fn take(&self) -> Result<Turn, Error> {
-        tokio::time::timeout(TURN_TIMEOUT, self.lock.clone().lock_owned())
+        self.take_within(TURN_TIMEOUT).await
+    }
+
+    async fn take_within(&self, timeout: Duration) -> Result<Turn, Error> {
+        tokio::time::timeout(timeout, self.lock.clone().lock_owned())
             .await
             .map_err(|_| {
                 Error::Internal(format!(
-                    "database is locked: no turn to write within {} s",
-                    TURN_TIMEOUT.as_secs()
+                    "database is locked: no turn to write within {timeout:?}"
                 ))
             })
     }
@@ -87,3 +90,6 @@ where
         Err(_) => drop((tx, turn)),
     }
 }
+
+#[cfg(test)]
+mod tests;
