@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod db_off_worker;
+pub mod dleq_sign;
 pub mod http;
 pub mod lightning;
 pub mod mint_setup;
