@@ -330,7 +330,7 @@ mod tests {
 
     use cdk::dhke::{blind_message, unblind_message};
     use cdk::nuts::nut02::KeySetVersion;
-    use cdk::nuts::PublicKey;
+    use cdk::nuts::{PublicKey, SecretKey};
     use cdk::secret::Secret;
 
     use super::*;
