@@ -83,7 +83,8 @@ impl MintKey {
         engine.input(&hex_of(&r2));
         engine.input(&self.public_hex);
         engine.input(&hex_of(&c_bytes));
-        let e = secp256k1::SecretKey::from_slice(&sha256::Hash::from_engine(engine).to_byte_array())?;
+        let e =
+            secp256k1::SecretKey::from_slice(&sha256::Hash::from_engine(engine).to_byte_array())?;
 
         let s = r.add_tweak(&Scalar::from(e.mul_tweak(&a)?))?;
         Ok(BlindSignature {

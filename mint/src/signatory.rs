@@ -224,7 +224,8 @@ fn sign_all(
         .iter()
         .map(|m| {
             let key = keys.get(&m.keyset_id)?.get(&m.amount)?;
-            key.blind_sign(m.amount, m.keyset_id, &m.blinded_secret).ok()
+            key.blind_sign(m.amount, m.keyset_id, &m.blinded_secret)
+                .ok()
         })
         .collect()
 }
@@ -428,7 +429,12 @@ mod tests {
             serde_json::to_string(&theirs).unwrap()
         );
         // And through the trait, both below and above the parallel batch size.
-        for n in [1, PARALLEL_BATCH - 1, PARALLEL_BATCH, 3 * PARALLEL_BATCH + 5] {
+        for n in [
+            1,
+            PARALLEL_BATCH - 1,
+            PARALLEL_BATCH,
+            3 * PARALLEL_BATCH + 5,
+        ] {
             let part = msgs[..n].to_vec();
             assert_eq!(s.blind_sign(part.clone()).await.unwrap(), theirs[..n]);
         }
@@ -447,7 +453,11 @@ mod tests {
 
         // An amount the keyset has no key for, at the end of an otherwise good batch.
         let mut odd = good.clone();
-        odd.push(BlindedMessage::new(Amount::from(3), old.id, good[0].blinded_secret));
+        odd.push(BlindedMessage::new(
+            Amount::from(3),
+            old.id,
+            good[0].blinded_secret,
+        ));
         // A keyset the mint never had.
         let mut unknown = good.clone();
         unknown[1].keyset_id = Id::from_bytes(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
