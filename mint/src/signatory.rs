@@ -21,6 +21,7 @@
 //! `DbSignatory` publishes on every reload; any batch with an output that fails them, or whose
 //! signing fails, goes to `DbSignatory` whole, so its refusals stay cdk's.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
@@ -145,8 +146,8 @@ impl DirectSignatory {
     ) -> Option<HashMap<Id, Arc<KeysetSecrets>>> {
         let mut keys = HashMap::new();
         for m in messages {
-            if !keys.contains_key(&m.keyset_id) {
-                keys.insert(m.keyset_id, self.secrets_for(&m.keyset_id).await?);
+            if let Entry::Vacant(slot) = keys.entry(m.keyset_id) {
+                slot.insert(self.secrets_for(&m.keyset_id).await?);
             }
         }
         let published = self.published.borrow();
