@@ -13,6 +13,7 @@ pub mod allowance;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
+pub mod dleq_sign;
 pub mod http;
 pub mod lightning;
 pub mod mint_setup;

@@ -14,13 +14,20 @@
 //! as `DbSignatory` derives them and checked against the public keys it publishes. Anything this
 //! path cannot answer (an unknown keyset, a failed check) is handed to `DbSignatory`, so errors
 //! stay cdk's own.
+//!
+//! Signing likewise runs here (`dleq_sign::MintKey`) for outputs whose keyset is cached, known,
+//! active and unexpired and has a key for the amount: the same `C'` and NUT-12 proof, byte for
+//! byte, without recomputing the mint's public key per output. The checks read the keyset view
+//! `DbSignatory` publishes on every reload; any batch with an output that fails them, or whose
+//! signing fails, goes to `DbSignatory` whole, so its refusals stay cdk's.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use cdk::cdk_database::{self, MintKeysDatabase};
 use cdk::dhke::hash_to_curve;
-use cdk::nuts::{BlindSignature, BlindedMessage, CurrencyUnit, Id, MintKeySet, Proof, SecretKey};
+use cdk::nuts::{BlindSignature, BlindedMessage, CurrencyUnit, Id, MintKeySet, Proof};
 use cdk::{Amount, SECP256K1};
 use cdk_common::bitcoin::bip32::Xpriv;
 use cdk_common::bitcoin::Network;
@@ -29,14 +36,16 @@ use cdk_signatory::db_signatory::DbSignatory;
 use cdk_signatory::signatory::{RotateKeyArguments, Signatory, SignatoryKeySet, SignatoryKeysets};
 use tokio::sync::watch;
 
+use crate::dleq_sign::MintKey;
+
 /// Batches at least this large are split over the blocking pool, one chunk per core; smaller
 /// ones (a typical swap) run on the calling task, which is cheaper than any hand-off.
 const PARALLEL_BATCH: usize = 16;
 
 type KeysDb = Arc<dyn MintKeysDatabase<Err = cdk_database::Error> + Send + Sync>;
 
-/// Private keys of one keyset, by amount.
-type KeysetSecrets = BTreeMap<Amount, SecretKey>;
+/// Private (and public) keys of one keyset, by amount.
+type KeysetSecrets = BTreeMap<Amount, MintKey>;
 
 pub struct DirectSignatory {
     inner: Arc<DbSignatory>,
@@ -44,6 +53,8 @@ pub struct DirectSignatory {
     xpriv: Xpriv,
     /// Keysets whose private keys were derived and matched the published public keys.
     secrets: RwLock<HashMap<Id, Arc<KeysetSecrets>>>,
+    /// `DbSignatory`'s published keysets (activity, expiry, amounts), updated on every reload.
+    published: watch::Receiver<SignatoryKeysets>,
     cores: usize,
 }
 
@@ -62,10 +73,12 @@ impl DirectSignatory {
         inner.spawn_keyset_refresh(keyset_refresh);
         let xpriv = Xpriv::new_master(Network::Bitcoin, seed)
             .map_err(|e| Error::Custom(format!("cannot derive the mint's master key: {e}")))?;
+        let published = inner.subscribe_keysets().await?;
         Ok(Self {
             inner,
             keys_db,
             xpriv,
+            published,
             secrets: RwLock::new(HashMap::new()),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
@@ -112,13 +125,63 @@ impl DirectSignatory {
         let secrets: KeysetSecrets = derived
             .keys
             .iter()
-            .map(|(amount, pair)| (*amount, pair.secret_key.clone()))
+            .map(|(amount, pair)| {
+                let key = MintKey::new(pair.secret_key.clone(), pair.public_key);
+                (*amount, key)
+            })
             .collect();
         let secrets = Arc::new(secrets);
         if let Ok(mut map) = self.secrets.write() {
             map.insert(*id, secrets.clone());
         }
         Some(secrets)
+    }
+
+    /// The cached keys of every keyset `messages` sign under, or `None` when any output is
+    /// something `DbSignatory` would refuse (unknown, inactive or expired keyset, an amount the
+    /// keyset has no key for) or whose keys are not cached: those batches go to it whole.
+    async fn signing_keys(
+        &self,
+        messages: &[BlindedMessage],
+    ) -> Option<HashMap<Id, Arc<KeysetSecrets>>> {
+        let mut keys = HashMap::new();
+        for m in messages {
+            if let Entry::Vacant(slot) = keys.entry(m.keyset_id) {
+                slot.insert(self.secrets_for(&m.keyset_id).await?);
+            }
+        }
+        let published = self.published.borrow();
+        for (id, secrets) in &keys {
+            let keyset = published.keysets.iter().find(|k| k.id == *id)?;
+            if !keyset.active || keyset.is_expired() {
+                return None;
+            }
+            // A keyset's id is the hash of its keys, so these match what was checked when
+            // `secrets` were derived; checked again because it costs nothing.
+            for m in messages.iter().filter(|m| m.keyset_id == *id) {
+                let ours = secrets.get(&m.amount)?;
+                if keyset.keys.amount_key(m.amount).as_ref() != Some(ours.public()) {
+                    return None;
+                }
+            }
+        }
+        Some(keys)
+    }
+
+    /// `DbSignatory`'s signing, split over the blocking pool for large batches.
+    async fn blind_sign_through_cdk(
+        &self,
+        blinded_messages: Vec<BlindedMessage>,
+    ) -> Result<Vec<BlindSignature>, Error> {
+        if blinded_messages.len() < PARALLEL_BATCH || self.cores < 2 {
+            return self.inner.blind_sign(blinded_messages).await;
+        }
+        let inner = self.inner.clone();
+        self.in_parallel(blinded_messages, move |part| {
+            // DbSignatory's signing never awaits anything: it completes on the first poll.
+            futures::executor::block_on(inner.blind_sign(part))
+        })
+        .await
     }
 
     /// Splits `items` into one chunk per core and runs `work` on each in the blocking pool,
@@ -152,6 +215,22 @@ impl DirectSignatory {
     }
 }
 
+/// Signs every message with the checked keys of `signing_keys`; `None` if any signing fails
+/// (then cdk signs the batch and names the error).
+fn sign_all(
+    keys: &HashMap<Id, Arc<KeysetSecrets>>,
+    messages: &[BlindedMessage],
+) -> Option<Vec<BlindSignature>> {
+    messages
+        .iter()
+        .map(|m| {
+            let key = keys.get(&m.keyset_id)?.get(&m.amount)?;
+            key.blind_sign(m.amount, m.keyset_id, &m.blinded_secret)
+                .ok()
+        })
+        .collect()
+}
+
 /// `hash_to_curve(secret) · k == C` on the global context.
 fn proof_is_valid(secrets: &HashMap<Id, Arc<KeysetSecrets>>, proof: &Proof) -> bool {
     let Some(k) = secrets
@@ -163,7 +242,7 @@ fn proof_is_valid(secrets: &HashMap<Id, Arc<KeysetSecrets>>, proof: &Proof) -> b
     let Ok(y) = hash_to_curve(proof.secret.as_bytes()) else {
         return false;
     };
-    match y.mul_tweak(&SECP256K1, &k.as_scalar()) {
+    match y.mul_tweak(&SECP256K1, &k.secret().as_scalar()) {
         Ok(expected) => expected == *proof.c,
         Err(_) => false,
     }
@@ -179,15 +258,27 @@ impl Signatory for DirectSignatory {
         &self,
         blinded_messages: Vec<BlindedMessage>,
     ) -> Result<Vec<BlindSignature>, Error> {
-        if blinded_messages.len() < PARALLEL_BATCH || self.cores < 2 {
-            return self.inner.blind_sign(blinded_messages).await;
+        let Some(keys) = self.signing_keys(&blinded_messages).await else {
+            return self.blind_sign_through_cdk(blinded_messages).await;
+        };
+        let signed = if blinded_messages.len() < PARALLEL_BATCH || self.cores < 2 {
+            sign_all(&keys, &blinded_messages)
+        } else {
+            let keys = Arc::new(keys);
+            let parts = self
+                .in_parallel(blinded_messages.clone(), move |part| {
+                    Ok(vec![sign_all(&keys, &part)])
+                })
+                .await?;
+            parts.into_iter().try_fold(Vec::new(), |mut all, part| {
+                all.extend(part?);
+                Some(all)
+            })
+        };
+        match signed {
+            Some(signatures) => Ok(signatures),
+            None => self.blind_sign_through_cdk(blinded_messages).await,
         }
-        let inner = self.inner.clone();
-        self.in_parallel(blinded_messages, move |part| {
-            // DbSignatory's signing never awaits anything: it completes on the first poll.
-            futures::executor::block_on(inner.blind_sign(part))
-        })
-        .await
     }
 
     async fn verify_proofs(&self, proofs: Vec<Proof>) -> Result<(), Error> {
@@ -241,7 +332,7 @@ mod tests {
 
     use cdk::dhke::{blind_message, unblind_message};
     use cdk::nuts::nut02::KeySetVersion;
-    use cdk::nuts::PublicKey;
+    use cdk::nuts::{PublicKey, SecretKey};
     use cdk::secret::Secret;
 
     use super::*;
@@ -309,6 +400,116 @@ mod tests {
             s.verify_proofs(proofs.clone()).await.unwrap();
             s.inner.verify_proofs(proofs).await.unwrap();
         }
+    }
+
+    /// Outputs of every amount the keyset has, several of each, in a shuffled order.
+    fn outputs_of_every_amount(id: Id, per_amount: usize) -> Vec<BlindedMessage> {
+        let mut msgs: Vec<BlindedMessage> = (0..per_amount * AMOUNTS.len())
+            .map(|i| {
+                let (b, _) = blind_message(Secret::generate().as_bytes(), None).unwrap();
+                BlindedMessage::new(Amount::from(AMOUNTS[i % AMOUNTS.len()]), id, b)
+            })
+            .collect();
+        msgs.reverse();
+        msgs.rotate_left(3);
+        msgs
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn own_signing_is_byte_identical_to_db_signatory() {
+        let (s, keyset) = signatory().await;
+        let msgs = outputs_of_every_amount(keyset.id, 64);
+        // Our path must take this batch, not hand it to cdk.
+        let keys = s.signing_keys(&msgs).await.expect("our path signs it");
+        let ours = sign_all(&keys, &msgs).unwrap();
+        let theirs = s.inner.blind_sign(msgs.clone()).await.unwrap();
+        assert_eq!(ours.len(), msgs.len());
+        assert_eq!(ours, theirs);
+        assert_eq!(
+            serde_json::to_string(&ours).unwrap(),
+            serde_json::to_string(&theirs).unwrap()
+        );
+        // And through the trait, both below and above the parallel batch size.
+        for n in [
+            1,
+            PARALLEL_BATCH - 1,
+            PARALLEL_BATCH,
+            3 * PARALLEL_BATCH + 5,
+        ] {
+            let part = msgs[..n].to_vec();
+            assert_eq!(s.blind_sign(part.clone()).await.unwrap(), theirs[..n]);
+        }
+        // Each proof verifies as a wallet checks it.
+        for (m, sig) in msgs.iter().zip(&ours) {
+            let a = keyset.keys.amount_key(m.amount).unwrap();
+            sig.verify_dleq(a, m.blinded_secret).unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signing_refusals_are_db_signatory_s() {
+        let (s, old) = signatory().await;
+        let good = outputs_of_every_amount(old.id, 1);
+        s.blind_sign(good.clone()).await.unwrap();
+
+        // An amount the keyset has no key for, at the end of an otherwise good batch.
+        let mut odd = good.clone();
+        odd.push(BlindedMessage::new(
+            Amount::from(3),
+            old.id,
+            good[0].blinded_secret,
+        ));
+        // A keyset the mint never had.
+        let mut unknown = good.clone();
+        unknown[1].keyset_id = Id::from_bytes(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+        for (batch, expected) in [(odd, Error::UnknownKeySet), (unknown, Error::UnknownKeySet)] {
+            assert!(s.signing_keys(&batch).await.is_none());
+            let ours = s.blind_sign(batch.clone()).await.unwrap_err();
+            let theirs = s.inner.blind_sign(batch).await.unwrap_err();
+            assert_eq!(ours.to_string(), theirs.to_string());
+            assert_eq!(ours.to_string(), expected.to_string());
+        }
+
+        // After a rotation the old keyset is inactive: refused, the new one signs.
+        let new = s
+            .rotate_keyset(RotateKeyArguments {
+                unit: CurrencyUnit::Sat,
+                amounts: AMOUNTS.to_vec(),
+                input_fee_ppk: 0,
+                keyset_id_type: KeySetVersion::Version01,
+                final_expiry: None,
+            })
+            .await
+            .unwrap();
+        assert!(s.signing_keys(&good).await.is_none());
+        let ours = s.blind_sign(good.clone()).await.unwrap_err();
+        let theirs = s.inner.blind_sign(good).await.unwrap_err();
+        assert!(matches!(ours, Error::InactiveKeyset), "{ours}");
+        assert_eq!(ours.to_string(), theirs.to_string());
+        let fresh = outputs_of_every_amount(new.id, 2);
+        assert!(s.signing_keys(&fresh).await.is_some());
+        assert_eq!(
+            s.blind_sign(fresh.clone()).await.unwrap(),
+            s.inner.blind_sign(fresh).await.unwrap()
+        );
+
+        // An expired keyset.
+        let expired = s
+            .rotate_keyset(RotateKeyArguments {
+                unit: CurrencyUnit::Sat,
+                amounts: AMOUNTS.to_vec(),
+                input_fee_ppk: 0,
+                keyset_id_type: KeySetVersion::Version01,
+                final_expiry: Some(cdk_common::util::unix_time() - 1),
+            })
+            .await
+            .unwrap();
+        let late = outputs_of_every_amount(expired.id, 1);
+        assert!(s.signing_keys(&late).await.is_none());
+        let ours = s.blind_sign(late.clone()).await.unwrap_err();
+        let theirs = s.inner.blind_sign(late).await.unwrap_err();
+        assert!(matches!(ours, Error::ExpiredKeyset), "{ours}");
+        assert_eq!(ours.to_string(), theirs.to_string());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
