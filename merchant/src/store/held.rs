@@ -196,6 +196,29 @@ impl Store {
         .await
     }
 
+    /// Takes back a token [`Store::hold_token`] just held, with its replay record, when a check
+    /// that ran beside the commit failed (nothing was served). `false` when the redeemer had
+    /// already taken the token up (its replay record left `held`): it then stays, and is
+    /// redeemed or given up like any other held token.
+    pub(crate) async fn unhold_token(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let removed = tx.execute(
+                "DELETE FROM redemptions WHERE key = ?1 AND state = ?2",
+                params![key, RedemptionState::Held.as_str()],
+            )?;
+            if removed == 0 {
+                return Ok(false);
+            }
+            tx.execute("DELETE FROM redemption_proofs WHERE key = ?1", params![key])?;
+            tx.execute("DELETE FROM held_tokens WHERE key = ?1", params![key])?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Held tokens due for an attempt at `at` (Unix seconds), oldest first.
     pub async fn due_held_tokens(
         &self,
