@@ -362,6 +362,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_taken_back_leaves_no_trace_unless_the_redeemer_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let hold = |key: &'static str| store.hold_token(record(key, &["a", "b"]), "t".into());
+        assert_eq!(hold("k").await.unwrap(), Begin::Started);
+        assert!(store.unhold_token("k").await.unwrap());
+        assert!(store.redemption("k").await.unwrap().is_none());
+        assert!(store.held_tokens(HeldStatus::Held).await.unwrap().is_empty());
+        // Its proofs are free again.
+        assert_eq!(hold("k").await.unwrap(), Begin::Started);
+
+        // Once the redeemer has started the swap, the token stays.
+        assert!(store
+            .transition_redemption("k", RedemptionState::Held, RedemptionState::Redeeming)
+            .await
+            .unwrap());
+        assert!(!store.unhold_token("k").await.unwrap());
+        assert_eq!(store.held_tokens(HeldStatus::Held).await.unwrap().len(), 1);
+        assert_eq!(
+            store.redemption("k").await.unwrap().unwrap().state,
+            RedemptionState::Redeeming
+        );
+        assert!(!store.unhold_token("nothing").await.unwrap());
+    }
+
+    #[tokio::test]
     async fn holding_shares_the_replay_record_with_online_redemption() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
