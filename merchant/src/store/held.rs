@@ -369,7 +369,11 @@ mod tests {
         assert_eq!(hold("k").await.unwrap(), Begin::Started);
         assert!(store.unhold_token("k").await.unwrap());
         assert!(store.redemption("k").await.unwrap().is_none());
-        assert!(store.held_tokens(HeldStatus::Held).await.unwrap().is_empty());
+        assert!(store
+            .held_tokens(HeldStatus::Held)
+            .await
+            .unwrap()
+            .is_empty());
         // Its proofs are free again.
         assert_eq!(hold("k").await.unwrap(), Begin::Started);
 
