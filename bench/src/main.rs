@@ -47,6 +47,10 @@ struct Args {
     /// cdk-mintd binary [default: <bin-dir>/../cdk-mintd/bin/cdk-mintd].
     #[arg(long)]
     cdk_mintd: Option<PathBuf>,
+    /// Only the two paywall modes (our SQLite mint behind them, its own suite skipped), for
+    /// measuring the paywall alone; prints the table, writes no JSON.
+    #[arg(long, conflicts_with_all = ["tiny", "swaps_only", "soak_secs"])]
+    paywall_only: bool,
     /// JSON output [default: <bin-dir>/../bench/results.json].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -153,10 +157,12 @@ async fn main() -> anyhow::Result<()> {
         let mint = procs::allowance_mint(&mint_bin, &work.join("ours-sqlite"), "", &[])
             .context("start allowance-mint (sqlite)")?;
         eprintln!("bench: {OURS} at {}", mint.url);
-        let ms = workloads::mint_suite(OURS, &mint.url, sizes)
-            .await
-            .with_context(|| format!("{OURS}:\n{}", mint.log_tail()))?;
-        report.measurements.extend(ms);
+        if !args.paywall_only {
+            let ms = workloads::mint_suite(OURS, &mint.url, sizes)
+                .await
+                .with_context(|| format!("{OURS}:\n{}", mint.log_tail()))?;
+            report.measurements.extend(ms);
+        }
         for (name, mode, dir) in [
             ("paywall (online)", PaywallMode::Online, "paywall"),
             (
@@ -180,6 +186,13 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    if args.paywall_only {
+        report.mode = "paywall-only".into();
+        report.compute_ratios(OURS);
+        print!("{}", report.table());
+        let _ = std::fs::remove_dir_all(&work);
+        return Ok(());
+    }
     if !args.tiny {
         run_postgres(&args, &mint_bin, &work, sizes, &mut report).await;
         let venv = args

@@ -115,7 +115,10 @@ pub(crate) fn dleqs_valid(
 }
 
 /// The mint's keys of every keyset the proofs use (the wallet's cache first).
-async fn mint_keys(wallet: &Wallet, proofs: &[Proof]) -> Result<HashMap<Id, Keys>, NotOffline> {
+pub(crate) async fn mint_keys(
+    wallet: &Wallet,
+    proofs: &[Proof],
+) -> Result<HashMap<Id, Keys>, NotOffline> {
     let ids: HashSet<Id> = proofs.iter().map(|p| p.keyset_id).collect();
     let mut out = HashMap::new();
     for id in ids {
@@ -140,23 +143,12 @@ pub(crate) async fn accept(
     if offer.lock != Some(pubkey) {
         return Ok(None);
     }
-    let eligible = match merchant_only(
+    if let Err(why) = merchant_only(
         &checked.proofs,
         &pubkey,
         cdk::util::unix_time(),
         margin.as_secs(),
     ) {
-        // `verify::check` already verified the DLEQ proofs when the offer requires them.
-        Ok(()) if offer.require_dleq => Ok(()),
-        Ok(()) => match mint_keys(&checked.wallet, &checked.proofs).await {
-            Ok(keys) => dleqs_valid(&checked.proofs, |p| {
-                keys.get(&p.keyset_id).and_then(|k| k.amount_key(p.amount))
-            }),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
-    if let Err(why) = eligible {
         tracing::debug!(key = %checked.key, %why, "redeeming online");
         return Ok(None);
     }
@@ -167,13 +159,36 @@ pub(crate) async fn accept(
         value: checked.value.into(),
         ys: checked.ys.iter().map(|y| y.to_string()).collect(),
     };
-    let begin = merchant
-        .store()
-        .hold_token(record, checked.encoded.clone())
-        .await
-        .map_err(|e| PaywallError::Internal {
-            detail: e.to_string(),
-        })?;
+    // The DLEQ verification (CPU) runs while the held token is committed (the disk's flush):
+    // nothing is served before both are done, and a token whose proofs fail is taken back.
+    let store = merchant.store();
+    let (begin, dleq) = tokio::join!(store.hold_token(record, checked.encoded.clone()), async {
+        if checked.dleq_verified {
+            return Ok(());
+        }
+        match mint_keys(&checked.wallet, &checked.proofs).await {
+            Ok(keys) => dleqs_valid(&checked.proofs, |p| {
+                keys.get(&p.keyset_id).and_then(|k| k.amount_key(p.amount))
+            }),
+            Err(e) => Err(e),
+        }
+    });
+    let internal = |e: crate::store::StoreError| PaywallError::Internal {
+        detail: e.to_string(),
+    };
+    let begin = begin.map_err(internal)?;
+    if let Err(why) = dleq {
+        if begin == Begin::Started && !store.unhold_token(&checked.key).await.map_err(internal)? {
+            tracing::warn!(key = %checked.key, %why,
+                "a token with a bad DLEQ proof was taken up by the redeemer before it could be \
+                 taken back");
+        }
+        if offer.require_dleq {
+            return Err(PaywallError::DleqInvalid(why.to_string()));
+        }
+        tracing::debug!(key = %checked.key, %why, "redeeming online");
+        return Ok(None);
+    }
     match begin {
         Begin::Started => {
             merchant.wake_redeemer();

@@ -180,6 +180,8 @@ async fn checked(merchant: &Merchant, proofs: Vec<Proof>) -> Checked {
         value,
         proofs,
         fee: Amount::from(1),
+        // As `verify::check` leaves it for a locked offer (there is no mint to fetch keys from).
+        dleq_verified: true,
     }
 }
 
@@ -238,6 +240,22 @@ async fn a_qualifying_token_is_held_once_and_its_copies_are_replays() {
 }
 
 #[tokio::test]
+async fn a_required_dleq_that_fails_beside_the_commit_refuses_and_takes_the_token_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let merchant = Merchant::open(dir.path()).await.unwrap();
+    let mint = SecretKey::generate();
+    let me = merchant.pubkey();
+    // Left for `accept`, which verifies while it commits; the wallet has no keys for the
+    // keyset, so the verification fails.
+    let mut c = checked(&merchant, vec![proof(&mint, locked(me, None), 4)]).await;
+    c.dleq_verified = false;
+    let r = accept(&merchant, &offer(&merchant), &c, DEFAULT_LOCK_MARGIN).await;
+    assert!(matches!(r, Err(PaywallError::DleqInvalid(_))), "{r:?}");
+    assert!(merchant.store().redemption(&c.key).await.unwrap().is_none());
+    assert!(merchant.store().held_totals().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn tokens_that_do_not_qualify_go_online() {
     let dir = tempfile::tempdir().unwrap();
     let merchant = Merchant::open(dir.path()).await.unwrap();
@@ -269,7 +287,9 @@ async fn tokens_that_do_not_qualify_go_online() {
             },
         ),
     ] {
-        let c = checked(&merchant, proofs).await;
+        let mut c = checked(&merchant, proofs).await;
+        // As `verify::check` leaves it: verified only when the offer requires it.
+        c.dleq_verified = offer.require_dleq;
         let r = accept(&merchant, &offer, &c, DEFAULT_LOCK_MARGIN).await;
         assert!(matches!(r, Ok(None)), "{what}: {r:?}");
         assert!(

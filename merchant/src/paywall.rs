@@ -301,12 +301,18 @@ impl Paywall {
         } else {
             return Err(PaywallError::PaymentRequired);
         };
-        let checked = verify::check(&self.merchant, offer, &token).await?;
-        if self.options.offline && offer.lock.is_some() {
+        let offline = self.options.offline && offer.lock.is_some();
+        // Offline acceptance verifies the DLEQ proofs while the held token is committed.
+        let mut checked = verify::check(&self.merchant, offer, &token, offline).await?;
+        if offline {
             let margin = self.options.offline_lock_margin;
             if let Some(paid) = offline::accept(&self.merchant, offer, &checked, margin).await? {
                 return Ok(paid);
             }
+        }
+        if offer.require_dleq && !checked.dleq_verified {
+            verify::dleq(&checked).await?;
+            checked.dleq_verified = true;
         }
         redeem::redeem(&self.merchant, checked, self.options.redeem_timeout).await
     }

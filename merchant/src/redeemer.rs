@@ -264,5 +264,7 @@ async fn rebuild(wallet: &Wallet, held: &HeldToken) -> Result<Checked, PaywallEr
         value: Amount::from(held.value),
         proofs,
         fee: Amount::ZERO,
+        // Verified when the token was accepted offline.
+        dleq_verified: true,
     })
 }

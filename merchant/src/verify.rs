@@ -31,6 +31,9 @@ pub(crate) struct Checked {
     /// The token's proofs (full keyset ids) and the mint's input fee for them.
     pub proofs: Proofs,
     pub fee: Amount,
+    /// Whether the DLEQ proofs were verified (`false` when [`check`] was asked to leave them
+    /// for later and the offer requires them: [`dleq`] must then run before serving).
+    pub dleq_verified: bool,
 }
 
 /// The replay-record key of a set of proofs: SHA-256 over their sorted Y values, so that the
@@ -80,11 +83,14 @@ pub(crate) fn wallet_error(e: cdk::Error) -> PaywallError {
     }
 }
 
-/// Runs every check of `header` against `offer`.
+/// Runs every check of `header` against `offer`; with `defer_dleq`, all but the DLEQ
+/// verification, which the caller then runs with [`dleq`] (offline acceptance overlaps it with
+/// the commit of the held token).
 pub(crate) async fn check(
     merchant: &Merchant,
     offer: &Offer,
     header: &HeaderValue,
+    defer_dleq: bool,
 ) -> Result<Checked, PaywallError> {
     let encoded = header
         .to_str()
@@ -166,7 +172,8 @@ pub(crate) async fn check(
     if let Some(pubkey) = offer.lock {
         check_lock(&wallet, &token, &proofs, pubkey).await?;
     }
-    if offer.require_dleq {
+    let verify_now = offer.require_dleq && !defer_dleq;
+    if verify_now {
         wallet
             .verify_token_dleq(&token)
             .await
@@ -182,7 +189,23 @@ pub(crate) async fn check(
         value,
         proofs,
         fee,
+        dleq_verified: verify_now,
     })
+}
+
+/// Verifies the DLEQ proof of every proof of `checked` against the mint's keys (from the
+/// wallet's cache), unless [`check`] already did.
+pub(crate) async fn dleq(checked: &Checked) -> Result<(), PaywallError> {
+    if checked.dleq_verified {
+        return Ok(());
+    }
+    let keys = crate::offline::mint_keys(&checked.wallet, &checked.proofs)
+        .await
+        .map_err(|e| PaywallError::DleqInvalid(e.to_string()))?;
+    crate::offline::dleqs_valid(&checked.proofs, |p| {
+        keys.get(&p.keyset_id).and_then(|k| k.amount_key(p.amount))
+    })
+    .map_err(|e| PaywallError::DleqInvalid(e.to_string()))
 }
 
 /// The token's proofs with their full keyset ids (V4 tokens carry short ids).

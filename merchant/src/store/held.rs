@@ -196,6 +196,29 @@ impl Store {
         .await
     }
 
+    /// Takes back a token [`Store::hold_token`] just held, with its replay record, when a check
+    /// that ran beside the commit failed (nothing was served). `false` when the redeemer had
+    /// already taken the token up (its replay record left `held`): it then stays, and is
+    /// redeemed or given up like any other held token.
+    pub(crate) async fn unhold_token(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let removed = tx.execute(
+                "DELETE FROM redemptions WHERE key = ?1 AND state = ?2",
+                params![key, RedemptionState::Held.as_str()],
+            )?;
+            if removed == 0 {
+                return Ok(false);
+            }
+            tx.execute("DELETE FROM redemption_proofs WHERE key = ?1", params![key])?;
+            tx.execute("DELETE FROM held_tokens WHERE key = ?1", params![key])?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Held tokens due for an attempt at `at` (Unix seconds), oldest first.
     pub async fn due_held_tokens(
         &self,
@@ -336,6 +359,36 @@ mod tests {
             value: 5,
             ys: ys.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_token_taken_back_leaves_no_trace_unless_the_redeemer_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let hold = |key: &'static str| store.hold_token(record(key, &["a", "b"]), "t".into());
+        assert_eq!(hold("k").await.unwrap(), Begin::Started);
+        assert!(store.unhold_token("k").await.unwrap());
+        assert!(store.redemption("k").await.unwrap().is_none());
+        assert!(store
+            .held_tokens(HeldStatus::Held)
+            .await
+            .unwrap()
+            .is_empty());
+        // Its proofs are free again.
+        assert_eq!(hold("k").await.unwrap(), Begin::Started);
+
+        // Once the redeemer has started the swap, the token stays.
+        assert!(store
+            .transition_redemption("k", RedemptionState::Held, RedemptionState::Redeeming)
+            .await
+            .unwrap());
+        assert!(!store.unhold_token("k").await.unwrap());
+        assert_eq!(store.held_tokens(HeldStatus::Held).await.unwrap().len(), 1);
+        assert_eq!(
+            store.redemption("k").await.unwrap().unwrap().state,
+            RedemptionState::Redeeming
+        );
+        assert!(!store.unhold_token("nothing").await.unwrap());
     }
 
     #[tokio::test]
