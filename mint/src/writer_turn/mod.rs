@@ -27,6 +27,7 @@ mod database;
 mod keys;
 mod kv;
 mod transaction;
+mod turned;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,26 +69,6 @@ impl WriterTurn {
                     "database is locked: no turn to write within {timeout:?}"
                 ))
             })
-    }
-}
-
-/// Rolls back `tx`, a transaction dropped unfinished, then hands the turn on. A transaction
-/// cannot roll back in `Drop` (that needs an await), so this runs as a task; the next writer
-/// waits for the turn asynchronously meanwhile, never for SQLite's lock.
-pub(crate) fn roll_back_then_release<T, F>(tx: T, rollback: F, turn: Turn)
-where
-    T: Send + 'static,
-    F: FnOnce(T) -> futures::future::BoxFuture<'static, ()> + Send + 'static,
-{
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(async move {
-                rollback(tx).await;
-                drop(turn);
-            });
-        }
-        // No runtime (the process is ending): the inner transaction's own drop does what it can.
-        Err(_) => drop((tx, turn)),
     }
 }
 

@@ -1,5 +1,5 @@
-//! A mint write transaction that holds the writer's turn until it commits or rolls back.
-//! Every method but `commit` and `rollback` forwards to cdk's transaction unchanged.
+//! The mint's transaction trait on a turned transaction: every method forwards to cdk's
+//! transaction unchanged (commit, rollback and the KV methods are in `turned.rs`).
 
 use std::collections::HashMap;
 
@@ -8,10 +8,7 @@ use cdk_common::database::mint::{
     Acquired, CompletedOperationsTransaction, LockedMeltQuotes, MeltRequestInfo, QuotesTransaction,
     SagaTransaction, Transaction,
 };
-use cdk_common::database::{
-    DbTransactionFinalizer, Error, KVStoreTransaction, MintProofsTransaction,
-    MintSignatureTransaction,
-};
+use cdk_common::database::{Error, MintProofsTransaction, MintSignatureTransaction};
 use cdk_common::mint::{self, MeltQuote, MintQuote, Operation, ProofsWithState};
 use cdk_common::nuts::{
     BlindSignature, BlindedMessage, CurrencyUnit, Id, MeltQuoteState, Proofs, PublicKey, State,
@@ -20,68 +17,10 @@ use cdk_common::payment::PaymentIdentifier;
 use cdk_common::quote_id::QuoteId;
 use cdk_common::Amount;
 
-use super::{roll_back_then_release, Turn};
+use super::turned::{MintTx, Turned};
 
-type Inner = Box<dyn Transaction<Error> + Send + Sync>;
-
-pub(super) struct TurnTransaction {
-    /// `None` only once committed or rolled back.
-    inner: Option<Inner>,
-    turn: Option<Turn>,
-}
-
-impl TurnTransaction {
-    pub(super) fn new(inner: Inner, turn: Turn) -> Self {
-        Self {
-            inner: Some(inner),
-            turn: Some(turn),
-        }
-    }
-
-    fn tx(&mut self) -> Result<&mut Inner, Error> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| Error::Internal("the transaction has already ended".into()))
-    }
-
-    fn take(&mut self) -> Result<Inner, Error> {
-        self.inner
-            .take()
-            .ok_or_else(|| Error::Internal("the transaction has already ended".into()))
-    }
-}
-
-impl Drop for TurnTransaction {
-    fn drop(&mut self) {
-        if let (Some(tx), Some(turn)) = (self.inner.take(), self.turn.take()) {
-            roll_back_then_release(
-                tx,
-                |tx| {
-                    Box::pin(async move {
-                        if let Err(e) = tx.rollback().await {
-                            tracing::warn!(error = %e, "rolling back an abandoned transaction failed");
-                        }
-                    })
-                },
-                turn,
-            );
-        }
-    }
-}
-
-#[async_trait]
-impl DbTransactionFinalizer for TurnTransaction {
-    type Err = Error;
-
-    async fn commit(mut self: Box<Self>) -> Result<(), Error> {
-        // The turn is released when `self` drops, after COMMIT returned.
-        self.take()?.commit().await
-    }
-
-    async fn rollback(mut self: Box<Self>) -> Result<(), Error> {
-        self.take()?.rollback().await
-    }
-}
+/// A mint write transaction holding the writer's turn (`turned.rs`).
+pub(super) type TurnTransaction = Turned<MintTx>;
 
 #[async_trait]
 impl Transaction<Error> for TurnTransaction {
@@ -290,86 +229,6 @@ impl MintSignatureTransaction for TurnTransaction {
         blinded_messages: &[PublicKey],
     ) -> Result<Vec<Option<BlindSignature>>, Error> {
         MintSignatureTransaction::get_blind_signatures(&mut **self.tx()?, blinded_messages).await
-    }
-}
-
-#[async_trait]
-impl KVStoreTransaction<Error> for TurnTransaction {
-    async fn kv_read(
-        &mut self,
-        primary_namespace: &str,
-        secondary_namespace: &str,
-        key: &str,
-    ) -> Result<Option<Vec<u8>>, Error> {
-        KVStoreTransaction::kv_read(
-            &mut **self.tx()?,
-            primary_namespace,
-            secondary_namespace,
-            key,
-        )
-        .await
-    }
-
-    async fn kv_write(
-        &mut self,
-        primary_namespace: &str,
-        secondary_namespace: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), Error> {
-        self.tx()?
-            .kv_write(primary_namespace, secondary_namespace, key, value)
-            .await
-    }
-
-    async fn kv_write_if_absent(
-        &mut self,
-        primary_namespace: &str,
-        secondary_namespace: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<bool, Error> {
-        self.tx()?
-            .kv_write_if_absent(primary_namespace, secondary_namespace, key, value)
-            .await
-    }
-
-    async fn kv_remove(
-        &mut self,
-        primary_namespace: &str,
-        secondary_namespace: &str,
-        key: &str,
-    ) -> Result<(), Error> {
-        self.tx()?
-            .kv_remove(primary_namespace, secondary_namespace, key)
-            .await
-    }
-
-    async fn kv_write_if_equals(
-        &mut self,
-        primary_namespace: &str,
-        secondary_namespace: &str,
-        key: &str,
-        expected: &[u8],
-        replacement: &[u8],
-    ) -> Result<bool, Error> {
-        self.tx()?
-            .kv_write_if_equals(
-                primary_namespace,
-                secondary_namespace,
-                key,
-                expected,
-                replacement,
-            )
-            .await
-    }
-
-    async fn kv_list(
-        &mut self,
-        primary_namespace: &str,
-        secondary_namespace: &str,
-    ) -> Result<Vec<String>, Error> {
-        KVStoreTransaction::kv_list(&mut **self.tx()?, primary_namespace, secondary_namespace).await
     }
 }
 
