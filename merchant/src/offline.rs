@@ -162,17 +162,10 @@ pub(crate) async fn accept(
     // The DLEQ verification (CPU) runs while the held token is committed (the disk's flush):
     // nothing is served before both are done, and a token whose proofs fail is taken back.
     let store = merchant.store();
-    let (begin, dleq) = tokio::join!(store.hold_token(record, checked.encoded.clone()), async {
-        if checked.dleq_verified {
-            return Ok(());
-        }
-        match mint_keys(&checked.wallet, &checked.proofs).await {
-            Ok(keys) => dleqs_valid(&checked.proofs, |p| {
-                keys.get(&p.keyset_id).and_then(|k| k.amount_key(p.amount))
-            }),
-            Err(e) => Err(e),
-        }
-    });
+    let (begin, dleq) = tokio::join!(
+        store.hold_token(record, checked.encoded.clone()),
+        crate::verify::dleq(checked)
+    );
     let internal = |e: crate::store::StoreError| PaywallError::Internal {
         detail: e.to_string(),
     };
@@ -184,7 +177,7 @@ pub(crate) async fn accept(
                  taken back");
         }
         if offer.require_dleq {
-            return Err(PaywallError::DleqInvalid(why.to_string()));
+            return Err(why);
         }
         tracing::debug!(key = %checked.key, %why, "redeeming online");
         return Ok(None);
