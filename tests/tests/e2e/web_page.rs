@@ -107,15 +107,26 @@ async fn appear(c: &Client, selector: &str) {
 }
 
 async fn set(c: &Client, selector: &str, value: &str) {
-    // Waited for, not looked up once: a loaded machine renders the form late.
-    let el = c
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css(selector))
-        .await
-        .unwrap_or_else(|e| panic!("{selector} never appeared: {e}"));
-    el.clear().await.unwrap();
-    el.send_keys(value).await.unwrap();
+    // Waited for, not looked up once: a loaded machine renders the form late. And looked up
+    // again when the page replaced the element between finding and typing (stale reference).
+    let start = Instant::now();
+    loop {
+        let el = c
+            .wait()
+            .at_most(DEADLINE)
+            .for_element(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("{selector} never appeared: {e}"));
+        let typed = match el.clear().await {
+            Ok(()) => el.send_keys(value).await,
+            Err(e) => Err(e),
+        };
+        match typed {
+            Ok(()) => return,
+            Err(e) if e.is_stale_element_reference() && start.elapsed() < DEADLINE => continue,
+            Err(e) => panic!("cannot type into {selector}: {e}"),
+        }
+    }
 }
 
 #[tokio::test]
