@@ -65,6 +65,9 @@ struct Args {
     swaps: usize,
     #[arg(long, requires = "swaps_only")]
     pause: bool,
+    /// Concurrent swaps with --swaps-only.
+    #[arg(long, default_value_t = 1, requires = "swaps_only")]
+    concurrency: usize,
     /// Longest any one measured run may take, in seconds.
     #[arg(long, default_value_t = 15)]
     max_secs: u64,
@@ -95,8 +98,15 @@ async fn main() -> anyhow::Result<()> {
             .to_path_buf(),
     };
     if let Some(url) = &args.swaps_only {
-        let ms = workloads::swap_runs("profiled mint", url, args.swaps, args.max_secs, args.pause)
-            .await?;
+        let ms = workloads::swap_runs(
+            "profiled mint",
+            url,
+            args.swaps,
+            args.concurrency,
+            args.max_secs,
+            args.pause,
+        )
+        .await?;
         let mut report = Report {
             mode: "swaps-only".into(),
             cpus: 1,

@@ -37,12 +37,13 @@ pub async fn mint_suite(target: &str, url: &str, s: Sizes) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// `n` swaps at concurrency 1 (for profiling a running mint); with `pause`, waits for a line on
-/// stdin once everything is prepared.
+/// `n` swaps at concurrency `conc` (for profiling a running mint); with `pause`, waits for a line
+/// on stdin once everything is prepared.
 pub async fn swap_runs(
     target: &str,
     url: &str,
     n: usize,
+    conc: usize,
     max_secs: u64,
     pause: bool,
 ) -> anyhow::Result<Vec<Measurement>> {
@@ -54,7 +55,7 @@ pub async fn swap_runs(
         std::io::stdin().read_line(&mut line)?;
     }
     Ok(vec![
-        run_swaps(target, &c, bodies, 1, Duration::from_secs(max_secs)).await,
+        run_swaps(target, &c, bodies, conc, Duration::from_secs(max_secs)).await,
     ])
 }
 

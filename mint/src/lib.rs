@@ -21,9 +21,9 @@ pub mod secret;
 pub mod seed;
 pub mod serve;
 pub mod signatory;
+pub mod sqlite;
 pub mod start_lock;
 pub mod storage;
-pub mod writer_turn;
 
 use std::sync::Arc;
 

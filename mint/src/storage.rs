@@ -7,7 +7,6 @@ use cdk_common::database::{DynKVStore, DynMintDatabase};
 
 use crate::config::{Config, DatabaseEngine};
 use crate::start_lock::StartLockPlace;
-use crate::writer_turn::{TurnDatabase, TurnKeysDatabase, TurnKvStore, WriterTurn};
 
 /// One database seen through the three interfaces cdk asks for.
 pub struct Storage {
@@ -53,19 +52,18 @@ async fn open_sqlite(config: &Config) -> Result<Storage, StorageError> {
             source,
         })?;
     }
-    let db = cdk_sqlite::MintSqliteDatabase::new(path.clone())
+    let db = crate::sqlite::open(path.clone())
         .await
         .map_err(|e| StorageError::Open {
             engine: "sqlite",
             message: e.to_string(),
         })?;
+    // One object, one pool: every write takes the same turn (`crate::sqlite`).
     let db = Arc::new(db);
-    // One writer at a time, taken in turns in the process (`writer_turn`).
-    let turn = WriterTurn::new();
     Ok(Storage {
-        db: TurnDatabase::wrap(db.clone(), turn.clone()),
-        keys: TurnKeysDatabase::wrap(db.clone(), turn.clone()),
-        kv: TurnKvStore::wrap(db, turn),
+        db: db.clone(),
+        keys: db.clone(),
+        kv: db,
         description: format!("sqlite {}", path.display()),
         start_lock: StartLockPlace::None,
     })
