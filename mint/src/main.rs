@@ -6,6 +6,9 @@ use allowance_mint::cli::{Cli, Command, ConfigCommand, KeysetCommand};
 use allowance_mint::config::EXAMPLE;
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -1,5 +1,7 @@
-//! A SQLite connection for cdk's SQL store: cdk-sqlite's statements and error mapping, with the
-//! writer's turn taken at `BEGIN` and handed on at `COMMIT`/`ROLLBACK`, and group commit.
+//! A SQLite connection for cdk's SQL store: cdk-sqlite's statements and error mapping. Reads
+//! outside a transaction run on the pooled connection; `BEGIN` takes the writer's turn (and
+//! with it the one writing connection) until `COMMIT`/`ROLLBACK`, and commits share their
+//! flush.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,13 +32,36 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(path: PathBuf) -> Self {
+    /// Opens the writing connection now, so a file that cannot be opened fails here.
+    pub fn new(path: PathBuf) -> Result<Self, rusqlite::Error> {
+        let writer = open_connection(&path)?;
+        // Its cache is never dropped (no other connection writes), so let it hold the hot
+        // part of the database: 32 MiB instead of SQLite's 2 MiB.
+        writer.execute_batch("pragma cache_size = -32768;")?;
         let shared = Shared {
-            turn: WriterTurn::default(),
+            turn: WriterTurn::new(writer),
             wal: WalSync::new(&path),
         };
-        Self { path, shared }
+        Ok(Self { path, shared })
     }
+}
+
+fn open_connection(path: &std::path::Path) -> Result<rusqlite::Connection, rusqlite::Error> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.query_row("pragma journal_mode = WAL", [], |row| row.get(0))?;
+    // Without a WAL (a file system that cannot share memory between processes) there is no
+    // group commit: each commit syncs by itself, as with cdk-sqlite.
+    let synchronous = if mode.eq_ignore_ascii_case("wal") {
+        "NORMAL"
+    } else {
+        tracing::warn!(journal_mode = %mode, "SQLite could not use a write-ahead log; every commit syncs on its own");
+        "FULL"
+    };
+    conn.execute_batch(&format!(
+        "pragma synchronous = {synchronous}; pragma temp_store = memory; pragma mmap_size = 5242880;"
+    ))?;
+    Ok(conn)
 }
 
 impl std::fmt::Debug for Config {
@@ -70,37 +95,37 @@ impl DatabasePool for Manager {
         _stale: Arc<std::sync::atomic::AtomicBool>,
         _timeout: Duration,
     ) -> Result<Connection, pool::Error<rusqlite::Error>> {
-        let conn = rusqlite::Connection::open(&config.path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        let mode: String = conn.query_row("pragma journal_mode = WAL", [], |row| row.get(0))?;
-        // Without a WAL (a file system that cannot share memory between processes) there is no
-        // group commit: each commit syncs by itself, as with cdk-sqlite.
-        let synchronous = if mode.eq_ignore_ascii_case("wal") {
-            "NORMAL"
-        } else {
-            tracing::warn!(journal_mode = %mode, "SQLite could not use a write-ahead log; every commit syncs on its own");
-            "FULL"
-        };
-        conn.execute_batch(&format!(
-            "pragma synchronous = {synchronous}; pragma temp_store = memory; pragma mmap_size = 5242880;"
-        ))?;
         Ok(Connection {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(open_connection(&config.path)?),
             turn: None,
             shared: config.shared.clone(),
         })
     }
 }
 
-/// One SQLite connection. Its statements run on the calling thread, as cdk-sqlite's do: they
-/// are short, and with the turn no statement of this process ever waits for SQLite's lock.
+/// A pooled connection. Statements run on the calling thread, as cdk-sqlite's do: they are
+/// short, and with the turn no statement of this process ever waits for SQLite's lock.
 pub struct Connection {
-    // Declared before `turn`: a connection dropped mid-transaction closes (and SQLite rolls
-    // back) before the turn passes on.
+    /// For reads outside a transaction.
     conn: Mutex<rusqlite::Connection>,
-    /// Held from `BEGIN` to `COMMIT`/`ROLLBACK`.
+    /// Held from `BEGIN` to `COMMIT`/`ROLLBACK`; every statement in between runs on it.
     turn: Option<Turn>,
     shared: Shared,
+}
+
+impl Drop for Connection {
+    /// cdk discards a connection whose rollback failed or timed out; the writing connection it
+    /// held must not reach the next writer with that transaction still open.
+    fn drop(&mut self) {
+        if let Some(turn) = self.turn.take() {
+            let conn = turn.conn();
+            if !conn.is_autocommit() {
+                if let Err(e) = conn.execute_batch("ROLLBACK") {
+                    tracing::error!(error = %e, "rolling back an abandoned transaction failed");
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -112,11 +137,16 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// The writing connection inside a transaction, this one's own outside.
     fn lock(&self) -> MutexGuard<'_, rusqlite::Connection> {
-        // A rusqlite connection stays usable after a panic elsewhere.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        match &self.turn {
+            Some(turn) => turn.conn(),
+            // A rusqlite connection stays usable after a panic elsewhere.
+            None => self
+                .conn
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        }
     }
 
     fn exec(&self, sql: &str) -> Result<(), Error> {
@@ -134,14 +164,7 @@ impl Connection {
         // cdk writes PostgreSQL's row locks into some queries; SQLite has none (and needs none:
         // a transaction holds the whole database).
         let sql = sql.trim().trim_end_matches("FOR UPDATE");
-        let turn = if self.turn.is_none() && self.writes(sql)? {
-            self.shared.wal.check()?;
-            Some(self.shared.turn.take().await?)
-        } else {
-            None
-        };
-        let result = {
-            let conn = self.lock();
+        let bind = |conn: &rusqlite::Connection| {
             let mut stmt = conn.prepare_cached(sql).map_err(to_error)?;
             for (i, value) in values.into_iter().enumerate() {
                 stmt.raw_bind_parameter(i + 1, to_sqlite(value))
@@ -149,22 +172,23 @@ impl Connection {
             }
             op(&mut stmt).map_err(to_error)
         };
-        if let Some(turn) = turn {
-            let seq = self.shared.wal.committed();
-            drop(turn);
-            if result.is_ok() {
-                self.shared.wal.durable(seq).await?;
-            }
+        if self.turn.is_some() || !self.writes(sql)? {
+            return bind(&self.lock());
+        }
+        self.shared.wal.check()?;
+        let turn = self.shared.turn.take().await?;
+        let result = bind(&turn.conn());
+        let seq = self.shared.wal.committed();
+        drop(turn);
+        if result.is_ok() {
+            self.shared.wal.durable(seq).await?;
         }
         result
     }
 
-    /// Whether a statement run outside a transaction would write (and so commit on its own).
+    /// Whether a statement outside a transaction would write (and so commit on its own).
     fn writes(&self, sql: &str) -> Result<bool, Error> {
         let conn = self.lock();
-        if !conn.is_autocommit() {
-            return Ok(false);
-        }
         let stmt = conn.prepare_cached(sql).map_err(to_error)?;
         Ok(!stmt.readonly())
     }
@@ -276,8 +300,8 @@ impl DatabaseExecutor for Connection {
     }
 }
 
-/// `BEGIN` takes the turn; `COMMIT` hands it on and then waits for the disk; `ROLLBACK` hands it
-/// on. cdk rolls back a transaction dropped unfinished from a task that holds the connection
+/// `BEGIN` takes the turn (the writing connection); `COMMIT` hands it on and then waits for the
+/// disk; `ROLLBACK` hands it on. cdk rolls back a transaction dropped unfinished from a task that holds the connection
 /// (and so the turn) until the rollback has run, so the next writer never meets SQLite's lock.
 pub struct Transactions;
 
@@ -285,9 +309,11 @@ pub struct Transactions;
 impl DatabaseTransaction<Connection> for Transactions {
     async fn begin(conn: &mut Connection) -> Result<(), Error> {
         conn.shared.wal.check()?;
-        let turn = conn.shared.turn.take().await?;
-        conn.exec("BEGIN IMMEDIATE")?;
-        conn.turn = Some(turn);
+        conn.turn = Some(conn.shared.turn.take().await?);
+        if let Err(e) = conn.exec("BEGIN IMMEDIATE") {
+            conn.turn = None;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -301,7 +327,8 @@ impl DatabaseTransaction<Connection> for Transactions {
 
     async fn rollback(conn: &mut Connection) -> Result<(), Error> {
         if !conn.lock().is_autocommit() {
-            // On failure the turn stays with the connection, which cdk then discards.
+            // On failure the turn stays with the connection, which cdk then discards (and
+            // `Drop` rolls back).
             conn.exec("ROLLBACK")?;
         }
         conn.turn = None;

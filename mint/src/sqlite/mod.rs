@@ -1,7 +1,7 @@
 //! The mint's SQLite store: cdk's SQL store (cdk-sql-common, the schema and migrations of
 //! cdk-sqlite) on connections of our own, which do two things cdk-sqlite's do not.
 //!
-//! **Writers take turns in the process** ([`turn`]). SQLite lets one connection write at a
+//! **Writers take turns in the process, on one connection** ([`turn`]). SQLite lets one connection write at a
 //! time. cdk-sqlite begins every write transaction with `BEGIN IMMEDIATE` and, when another
 //! connection holds the write lock, waits in SQLite's busy handler: synchronously, on the Tokio
 //! worker, sleeping 1, 2, 5, … up to 100 ms between tries whether or not the lock was freed
@@ -10,7 +10,9 @@
 //! blocked waiting (a rollback cdk spawned for a transaction it dropped goes into that worker's
 //! LIFO slot, which no other worker takes), and the waiter failed with "database is locked" after
 //! 10 s. Here `BEGIN` first takes an async, first-come first-served turn, held until `COMMIT` or
-//! `ROLLBACK`, and a write outside a transaction takes it around itself. A writer waiting for its
+//! `ROLLBACK`, and a write outside a transaction takes it around itself. The turn is the one
+//! connection that writes, so its page cache stays valid from one transaction to the next;
+//! reads outside transactions use the pool's other connections. A writer waiting for its
 //! turn waits asynchronously, so the holder always runs, and it starts the moment the holder
 //! finishes. Every connection the mint has to the file comes from this pool (the mint database,
 //! the KV store and the keyset store are one object), so no write of this process bypasses it.
@@ -39,7 +41,8 @@ pub type MintSqlite = SQLMintDatabase<Manager>;
 
 /// Opens (creating if needed) the database at `path` and brings its tables up to date.
 pub async fn open(path: PathBuf) -> Result<MintSqlite, Error> {
-    MintSqlite::new(Config::new(path)).await
+    let config = Config::new(path).map_err(|e| Error::Database(Box::new(e)))?;
+    MintSqlite::new(config).await
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ async fn connections_leave_the_sync_to_the_group_commit() {
 
     let dir = tempfile::tempdir().unwrap();
     let conn = Manager::new_resource(
-        &Config::new(dir.path().join("mint.sqlite")),
+        &Config::new(dir.path().join("mint.sqlite")).unwrap(),
         Default::default(),
         Duration::from_secs(1),
     )
@@ -174,7 +174,7 @@ async fn a_failed_sync_refuses_every_later_write() {
 /// A turn that never comes fails like SQLite's busy timeout instead of hanging.
 #[tokio::test]
 async fn a_writer_that_never_gets_its_turn_fails_after_the_timeout() {
-    let turn = WriterTurn::default();
+    let turn = WriterTurn::new(rusqlite::Connection::open_in_memory().unwrap());
     let held = turn.take().await.unwrap();
     let err = turn
         .take_within(Duration::from_millis(50))
