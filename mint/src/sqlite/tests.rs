@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cdk_common::database::{DynKVStore, DynMintDatabase};
+use cdk_common::database::{DynKVStore, DynMintDatabase, Error, KVStoreTransaction};
 
 use super::turn::WriterTurn;
 use super::*;
@@ -15,6 +15,14 @@ async fn open_both(dir: &tempfile::TempDir) -> (DynMintDatabase, DynKVStore) {
 
 fn read_n(v: Option<Vec<u8>>) -> u64 {
     v.map_or(0, |b| String::from_utf8(b).unwrap().parse().unwrap())
+}
+
+/// Read-modify-write of one counter inside `tx`.
+async fn increment(tx: &mut (dyn KVStoreTransaction<Error> + Send + Sync)) {
+    let n = read_n(tx.kv_read(NS, "c", "n").await.unwrap());
+    tx.kv_write(NS, "c", "n", (n + 1).to_string().as_bytes())
+        .await
+        .unwrap();
 }
 
 /// On one thread, a transaction dropped unfinished used to leave SQLite's lock to a rollback
@@ -61,17 +69,11 @@ async fn concurrent_writers_all_commit() {
             for _ in 0..EACH {
                 if t % 2 == 0 {
                     let mut tx = db.begin_transaction().await.unwrap();
-                    let n = read_n(tx.kv_read(NS, "c", "n").await.unwrap());
-                    tx.kv_write(NS, "c", "n", (n + 1).to_string().as_bytes())
-                        .await
-                        .unwrap();
+                    increment(&mut *tx).await;
                     tx.commit().await.unwrap();
                 } else {
                     let mut tx = kv.begin_transaction().await.unwrap();
-                    let n = read_n(tx.kv_read(NS, "c", "n").await.unwrap());
-                    tx.kv_write(NS, "c", "n", (n + 1).to_string().as_bytes())
-                        .await
-                        .unwrap();
+                    increment(&mut *tx).await;
                     tx.commit().await.unwrap();
                 }
             }
