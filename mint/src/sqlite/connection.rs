@@ -153,8 +153,9 @@ impl Connection {
         self.lock().execute_batch(sql).map_err(to_error)
     }
 
-    /// Runs one statement. A write outside a transaction (cdk has one: marking when a mint
-    /// quote was last checked) takes the turn around itself and returns once durable.
+    /// Runs one statement, prepared once. A write outside a transaction (cdk has one: marking
+    /// when a mint quote was last checked) takes the turn around itself and returns once
+    /// durable.
     async fn run<T>(
         &self,
         statement: Statement,
@@ -164,33 +165,34 @@ impl Connection {
         // cdk writes PostgreSQL's row locks into some queries; SQLite has none (and needs none:
         // a transaction holds the whole database).
         let sql = sql.trim().trim_end_matches("FOR UPDATE");
-        let bind = |conn: &rusqlite::Connection| {
-            let mut stmt = conn.prepare_cached(sql).map_err(to_error)?;
+        let exec = |stmt: &mut CachedStatement<'_>| {
             for (i, value) in values.into_iter().enumerate() {
                 stmt.raw_bind_parameter(i + 1, to_sqlite(value))
                     .map_err(to_error)?;
             }
-            op(&mut stmt).map_err(to_error)
+            op(stmt).map_err(to_error)
         };
-        if self.turn.is_some() || !self.writes(sql)? {
-            return bind(&self.lock());
+        {
+            // Inside a transaction: the writing connection; outside: this one, for reads.
+            let conn = self.lock();
+            let mut stmt = conn.prepare_cached(sql).map_err(to_error)?;
+            if self.turn.is_some() || stmt.readonly() {
+                return exec(&mut stmt);
+            }
         }
         self.shared.wal.check()?;
         let turn = self.shared.turn.take().await?;
-        let result = bind(&turn.conn());
+        let result = {
+            let conn = turn.conn();
+            let mut stmt = conn.prepare_cached(sql).map_err(to_error)?;
+            exec(&mut stmt)
+        };
         let seq = self.shared.wal.committed();
         drop(turn);
         if result.is_ok() {
             self.shared.wal.durable(seq).await?;
         }
         result
-    }
-
-    /// Whether a statement outside a transaction would write (and so commit on its own).
-    fn writes(&self, sql: &str) -> Result<bool, Error> {
-        let conn = self.lock();
-        let stmt = conn.prepare_cached(sql).map_err(to_error)?;
-        Ok(!stmt.readonly())
     }
 }
 
